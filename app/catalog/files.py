@@ -1,0 +1,91 @@
+"""One model file as found on disk: what it is, or why it cannot be used."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.catalog.identify import Identity, identify
+from app.catalog.layout import PICKLE_SUFFIXES, UPSCALERS, SAFETENSORS_SUFFIXES
+from app.catalog.safetensors_header import DTYPE_BYTES, UnreadableFile, read_header
+
+PICKLE_REASON = "pickle file: Easel loads only .safetensors; convert it"
+GGUF_REASON = "GGUF file: not supported yet; use a .safetensors file"
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    """A model-like file seen by a scan.
+
+    kind:   one of identify.KINDS.
+    role:   the category folder it sits in (layout.ROLES), None for a file loose in a models root.
+    reason: why it cannot be used; None when it can.
+    dtype:  the dtype holding most of its bytes ("F16", "F8_E4M3"...), None when not read.
+    pickled: a .pth/.ckpt/.pt/.bin file. The catalog never unpickles; upscaler .pth files are
+            listed as usable because the upscale loader opens them itself (weights only).
+    """
+
+    path: Path
+    kind: str
+    size_bytes: int
+    role: str | None
+    root: Path
+    family: str | None = None
+    variant: str | None = None
+    key_layout: str | None = None
+    contains: frozenset[str] = frozenset()
+    reason: str | None = None
+    dtype: str | None = None
+    pickled: bool = False
+
+    @property
+    def usable(self) -> bool:
+        return self.reason is None
+
+
+def inspect_file(path: Path, role: str | None, root: Path) -> FoundFile:
+    """Identify `path` from its header (safetensors) or its suffix (anything else). Never raises."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        return FoundFile(path, "unknown", 0, role, root, reason=_stat_failure(path, e))
+    size = st.st_size
+    if not stat.S_ISREG(st.st_mode):  # a pipe or device would block the read
+        return FoundFile(path, "unknown", 0, role, root, reason="not a regular file")
+    suffix = path.suffix.lower()
+    if suffix in PICKLE_SUFFIXES:
+        if role == UPSCALERS:
+            return FoundFile(path, "upscaler", size, role, root, pickled=True)
+        return FoundFile(path, "unknown", size, role, root, reason=PICKLE_REASON, pickled=True)
+    if suffix not in SAFETENSORS_SUFFIXES:
+        reason = GGUF_REASON if suffix == ".gguf" else f"not a model format Easel reads ({suffix or 'no suffix'})"
+        return FoundFile(path, "unknown", size, role, root, reason=reason)
+    try:
+        tensors, _ = read_header(path)
+    except UnreadableFile as e:
+        return FoundFile(path, "unknown", size, role, root, reason=e.reason)
+    found: Identity = identify(tensors, path.stem)
+    return FoundFile(
+        path, found.kind, size, role, root, found.family, found.variant, found.key_layout,
+        found.contains, found.problem, _main_dtype(tensors),
+    )
+
+
+def _stat_failure(path: Path, e: OSError) -> str:
+    try:
+        return f"broken link to {os.readlink(path)}"
+    except OSError:
+        return f"cannot read: {e.strerror or e}"
+
+
+def _main_dtype(tensors: dict[str, tuple[str, tuple[int, ...]]]) -> str | None:
+    weight: Counter[str] = Counter()
+    for dtype, shape in tensors.values():
+        n = DTYPE_BYTES.get(dtype, 1)
+        for d in shape:
+            n *= d
+        weight[dtype] += n
+    return weight.most_common(1)[0][0] if weight else None
