@@ -1,0 +1,39 @@
+"""FLUX.1 (schnell, dev): defaults from Black Forest Labs' model cards, pipelines per task.
+
+schnell is timestep-distilled: 4 steps, no guidance, T5 at 256 tokens. dev is guidance-distilled: the
+"guidance" value (Forge's "Distilled CFG Scale", 3.5) is an input of the transformer, not true CFG, so
+the negative prompt does nothing unless true CFG (cfg_scale > 1) is asked for, which doubles the cost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.families.base import FamilyAdapter, VariantDefaults, common_call_kwargs
+
+VARIANTS = {
+    "flux-schnell": VariantDefaults(steps=4, cfg_scale=1.0, guidance=None, max_sequence_length=256),
+    "flux-dev": VariantDefaults(steps=28, cfg_scale=1.0, guidance=3.5, max_sequence_length=512),
+}
+
+
+def call_kwargs(request: Any, defaults: VariantDefaults) -> dict[str, Any]:
+    kwargs = common_call_kwargs(request, defaults)
+    guidance = request.guidance if request.guidance is not None else defaults.guidance
+    kwargs["guidance_scale"] = guidance if guidance is not None else 0.0
+    cfg = request.cfg_scale if request.cfg_scale is not None else defaults.cfg_scale
+    if cfg > 1.0:
+        kwargs["true_cfg_scale"] = cfg
+        kwargs["negative_prompt"] = request.negative_prompt or ""
+    return kwargs
+
+
+FLUX = FamilyAdapter(
+    name="flux",
+    display="FLUX.1",
+    pipelines={"txt2img": "FluxPipeline", "img2img": "FluxImg2ImgPipeline", "inpaint": "FluxInpaintPipeline"},
+    variants=VARIANTS,
+    clip_tokenizer="tokenizer",
+    t5_encoder="text_encoder_2",
+    call_kwargs=call_kwargs,
+)

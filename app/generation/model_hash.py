@@ -1,0 +1,78 @@
+"""A1111's model hash: the first 10 hex digits of the weights file's sha256, computed once and cached.
+
+The cache is a JSON file keyed by path, size and modification time, so a replaced file is hashed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class HashCache:
+    def __init__(self, cache_file: Path):
+        self.cache_file = Path(cache_file)
+        self._lock = threading.Lock()
+
+    def sha256(self, path: Path) -> str:
+        path = Path(path).resolve()
+        st = path.stat()
+        key = f"{path}|{st.st_size}|{int(st.st_mtime)}"
+        with self._lock:
+            cache = self._read()
+            if key in cache:
+                return cache[key]
+        value = sha256_of(path)
+        with self._lock:
+            cache = self._read()
+            cache[key] = value
+            self._write(cache)
+        return value
+
+    def model_hash(self, weight_files: list[Path]) -> str:
+        """Short hash of a model: its file's, or for several files (shards) the hash of their hashes."""
+        files = sorted(Path(p) for p in weight_files)
+        if not files:
+            return ""
+        if len(files) == 1:
+            return self.sha256(files[0])[:10]
+        combined = hashlib.sha256("".join(self.sha256(f) for f in files).encode()).hexdigest()
+        return combined[:10]
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.cache_file.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _write(self, cache: dict[str, str]) -> None:
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_file.with_name(f".{self.cache_file.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, indent=1))
+        os.replace(tmp, self.cache_file)
+
+
+def weight_files_of(entry) -> list[Path]:
+    """The files whose hash identifies a catalog entry: the transformer's weights (or the checkpoint)."""
+    parts = entry.parts or {}
+    for key in ("checkpoint", "transformer"):
+        if key in parts and Path(parts[key]).is_file():
+            return [Path(parts[key])]
+    folder = Path(parts.get("folder", entry.path))
+    if folder.is_dir():
+        return sorted((folder / "transformer").glob("*.safetensors"))
+    return [folder] if folder.is_file() else []

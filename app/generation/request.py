@@ -1,0 +1,133 @@
+"""GenerationRequest: what every front end (UI, API, CLI) builds and the engine runs.
+
+Validated before any model loads. Errors name the field and the allowed range (see `validate_request`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from app.errors import InvalidRequest
+
+TASKS = ("txt2img", "img2img", "inpaint")
+RESIZE_MODES = ("just-resize", "crop-and-resize", "resize-and-fill")
+MIN_SIZE, MAX_SIZE, SIZE_MULTIPLE = 64, 4096, 16
+MAX_PROMPT_CHARS = 20_000
+MAX_BATCH_SIZE, MAX_BATCH_COUNT = 16, 100
+MAX_STEPS = 150
+MAX_SEED = 2**32 - 1
+
+
+class GenerationRequest(BaseModel):
+    """One generation job. Fields left None take the selected model's variant defaults."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
+
+    task: Literal["txt2img", "img2img", "inpaint"] = "txt2img"
+    prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
+    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
+    model: str | None = None
+    width: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE)
+    height: int | None = Field(None, ge=MIN_SIZE, le=MAX_SIZE)
+    steps: int | None = Field(None, ge=1, le=MAX_STEPS)
+    cfg_scale: float | None = Field(None, ge=0.0, le=30.0)
+    guidance: float | None = Field(None, ge=0.0, le=30.0, description="FLUX dev distilled guidance")
+    seed: int = Field(-1, ge=-1, le=MAX_SEED)
+    batch_size: int = Field(1, ge=1, le=MAX_BATCH_SIZE)
+    batch_count: int = Field(1, ge=1, le=MAX_BATCH_COUNT)
+    strength: float = Field(0.75, ge=0.0, le=1.0, description="denoising strength for img2img/inpaint")
+    image: Any = None  # PIL.Image.Image for img2img / inpaint
+    mask: Any = None  # PIL.Image.Image for inpaint: white = repaint
+    mask_blur: int = Field(4, ge=0, le=64)
+    inpaint_only_masked: bool = False
+    inpaint_padding: int = Field(32, ge=0, le=256)
+    resize_mode: Literal["just-resize", "crop-and-resize", "resize-and-fill"] = "just-resize"
+    save: bool = True
+    preview_every: int = Field(0, ge=0, le=MAX_STEPS, description="decode a preview every N steps (0: never)")
+
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_16(cls, v: int | None) -> int | None:
+        if v is not None and v % SIZE_MULTIPLE:
+            lower = v // SIZE_MULTIPLE * SIZE_MULTIPLE
+            raise ValueError(f"must be a multiple of {SIZE_MULTIPLE} (try {max(lower, MIN_SIZE)} or {lower + SIZE_MULTIPLE})")
+        return v
+
+    @field_validator("prompt")
+    @classmethod
+    def _no_negative_marker(cls, v: str) -> str:
+        # The infotext format marks the negative prompt with this line start; a prompt cannot carry it.
+        if any(line.strip().lower().startswith("negative prompt:") for line in v.splitlines()):
+            raise ValueError("a line starts with 'Negative prompt:'; put that text in the negative prompt field")
+        return v
+
+    @field_validator("image", "mask")
+    @classmethod
+    def _pil_image(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        from PIL import Image
+
+        if not isinstance(v, Image.Image):
+            raise ValueError(f"must be an image, got {type(v).__name__}")
+        w, h = v.size
+        if not (1 <= w <= MAX_SIZE * 2 and 1 <= h <= MAX_SIZE * 2):
+            raise ValueError(f"is {w}x{h}; images up to {MAX_SIZE * 2}x{MAX_SIZE * 2} are accepted")
+        return v
+
+    @model_validator(mode="after")
+    def _task_inputs(self) -> "GenerationRequest":
+        if self.task in ("img2img", "inpaint") and self.image is None:
+            raise ValueError(f"image: {self.task} needs an input image")
+        if self.task == "inpaint" and self.mask is None:
+            raise ValueError("mask: inpaint needs a mask (white where the image is repainted)")
+        if self.task == "txt2img" and (self.image is not None or self.mask is not None):
+            raise ValueError("image: txt2img takes no input image; use task img2img or inpaint")
+        if self.mask is not None and self.image is not None and self.mask.size != self.image.size:
+            mw, mh = self.mask.size
+            iw, ih = self.image.size
+            raise ValueError(f"mask: is {mw}x{mh} but the image is {iw}x{ih}; they must be the same size")
+        if self.mask is not None and self.task != "inpaint":
+            raise ValueError("mask: only inpaint takes a mask")
+        return self
+
+    @property
+    def total_images(self) -> int:
+        return self.batch_size * self.batch_count
+
+
+def validate_request(**fields: Any) -> GenerationRequest:
+    """Build a request, turning pydantic's errors into one InvalidRequest naming the field."""
+    try:
+        return GenerationRequest(**fields)
+    except ValidationError as exc:
+        raise invalid_request_from(exc) from None
+
+
+def invalid_request_from(exc: ValidationError) -> InvalidRequest:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+    msg = err.get("msg", "is invalid")
+    msg = msg.removeprefix("Value error, ")
+    if ":" in msg and not loc:
+        loc, _, msg = msg.partition(":")
+        msg = msg.strip()
+    if err.get("type") == "extra_forbidden":
+        allowed = ", ".join(sorted(GenerationRequest.model_fields))
+        msg = f"is not a request field (allowed: {allowed})"
+    elif err.get("type") == "string_too_long":
+        msg = f"is too long: at most {MAX_PROMPT_CHARS:,} characters are accepted"
+    elif err.get("type") in ("greater_than_equal", "less_than_equal") and loc in GenerationRequest.model_fields:
+        low, high = _field_range(loc)
+        msg = f"{err.get('input')!r} is out of range: allowed {low}..{high}"
+    return InvalidRequest(loc or "request", msg)
+
+
+def _field_range(name: str) -> tuple[object, object]:
+    low = high = None
+    for meta in GenerationRequest.model_fields[name].metadata:
+        low = getattr(meta, "ge", low)
+        high = getattr(meta, "le", high)
+    return low, high
