@@ -1,0 +1,148 @@
+"""Engine: the one entry point the UI, the API and the CLI use. Requests in, results out.
+
+    engine = Engine(settings)
+    job = engine.submit(validate_request(prompt="a red circle", steps=4))
+    for progress in job.events(): ...
+    result = job.result()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from app.catalog.entry import ModelEntry
+from app.engine.jobs import GenerationResult, Job
+from app.engine.manager import ModelManager
+from app.engine.runner import run_job
+from app.engine.worker import Worker
+from app.errors import ModelNotFound
+from app.generation.model_hash import HashCache
+from app.generation.request import GenerationRequest
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._catalog = None
+        self._catalog_lock = threading.Lock()
+        self._device = None
+        self._manager: ModelManager | None = None
+        self._store = None
+        self._worker = Worker(self._run)
+
+    # -- what is on disk -------------------------------------------------------------------------------
+    def catalog(self, refresh: bool = False):
+        """The scanned models (built once; `refresh=True` scans again)."""
+        with self._catalog_lock:
+            if self._catalog is None or refresh:
+                self._catalog = self._scan()
+            return self._catalog
+
+    def _scan(self):
+        from app.catalog.scan import scan_models
+
+        if self.settings.demo_models:
+            from app.demo.build import ensure_demo_models
+
+            ensure_demo_models(self.settings.models_dir)
+        return scan_models([self.settings.models_dir], hf_cache=self.settings.hf_cache_dir,
+                           extra_paths_file=self.settings.extra_model_paths_file)
+
+    def models(self, refresh: bool = False) -> list[ModelEntry]:
+        return list(self.catalog(refresh).models)
+
+    def resolve_model(self, name: str | None) -> ModelEntry:
+        """The entry for `name`, or the default: the configured one, else the first ready real model,
+        else the first ready demo model."""
+        scan = self.catalog()
+        if name:
+            return scan.by_name(name)
+        if self.settings.default_model:
+            return scan.by_name(self.settings.default_model)
+        ready = [m for m in scan.models if m.ready]
+        real = [m for m in ready if not m.demo]
+        if real or ready:
+            return (real or ready)[0]
+        raise ModelNotFound(f"no model is ready in {self.settings.models_dir}; run `python -m app models` to see why")
+
+    @property
+    def device(self):
+        if self._device is None:
+            from app.runtime.devices import detect_device
+
+            self._device = detect_device(self.settings.device)
+        return self._device
+
+    def memory_plan(self, entry: ModelEntry):
+        return self._get_manager().plan_for(entry)
+
+    # -- jobs ------------------------------------------------------------------------------------------
+    def submit(self, request: GenerationRequest) -> Job:
+        """Queue a job (FIFO). The model name is checked now, so an unknown one fails before queueing."""
+        self.resolve_model(request.model)
+        job = Job(request)
+        self._worker.submit(job)
+        return job
+
+    def generate(self, request: GenerationRequest, timeout: float | None = None) -> GenerationResult:
+        return self.submit(request).result(timeout)
+
+    def queue_position(self, job: Job) -> int:
+        return self._worker.position(job)
+
+    @property
+    def current_job(self) -> Job | None:
+        return self._worker.current
+
+    def interrupt(self) -> None:
+        """Stop the running job at its next step and every queued one."""
+        for job in self._worker.queued:
+            job.cancel.interrupt()
+        current = self._worker.current
+        if current:
+            current.cancel.interrupt()
+
+    def skip(self) -> None:
+        current = self._worker.current
+        if current:
+            current.cancel.skip()
+
+    def unload(self, name: str | None = None) -> list[str]:
+        return self._worker.call(lambda: self._get_manager().unload(name))  # type: ignore[return-value]
+
+    @property
+    def loaded_models(self) -> list[str]:
+        return self._manager.loaded_names if self._manager else []
+
+    def close(self) -> None:
+        self.interrupt()
+        if self._manager is not None:
+            self._worker.call(lambda: self._manager.unload())
+        self._worker.stop()
+
+    # -- on the worker thread --------------------------------------------------------------------------
+    def _get_manager(self) -> ModelManager:
+        if self._manager is None:
+            self._manager = ModelManager(
+                device=self.device, overrides=self.settings.memory_overrides(), models_root=self.settings.models_dir,
+                hf_cache=self.settings.hf_cache_dir, hash_cache=HashCache(self.settings.models_dir / ".easel-hashes.json"),
+                max_loaded=self.settings.max_loaded_models)
+        return self._manager
+
+    def _get_store(self):
+        if self._store is None:
+            from app.generation.outputs import OutputStore
+
+            self._store = OutputStore(Path(self.settings.outputs_dir), self.settings.filename_pattern)
+        return self._store
+
+    def _run(self, job: Job) -> GenerationResult:
+        entry = self.resolve_model(job.request.model)
+        loaded = self._get_manager().get(entry)
+        previewer = loaded.previewer if job.request.preview_every else None
+        return run_job(job, loaded, self._get_store(), previewer=previewer)

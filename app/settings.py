@@ -1,0 +1,94 @@
+"""One settings object: defaults < settings file < environment (EASEL_*) < command-line flags."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    models_dir: Path = PROJECT_ROOT / "models"
+    outputs_dir: Path = PROJECT_ROOT / "outputs"
+    settings_file: Path = PROJECT_ROOT / "settings.json"
+    extra_model_paths: Path | None = None  # ComfyUI-style extra_model_paths.yaml
+    hf_cache: Path | None = None  # defaults to HF_HOME (or ~/.cache/huggingface)
+    device: str | None = None  # "cuda", "cuda:1", "mps", "cpu"; None: best available
+    lowvram: bool = False
+    medvram: bool = False
+    force_fp16: bool = False
+    no_half: bool = False
+    offload: str = "auto"
+    max_loaded_models: int = 1
+    filename_pattern: str = "[number]-[seed]"
+    default_model: str | None = None
+    demo_models: bool = True  # build the embedded demo models when they are missing
+
+    @property
+    def extra_model_paths_file(self) -> Path:
+        return self.extra_model_paths or self.models_dir / "extra_model_paths.yaml"
+
+    @property
+    def hf_cache_dir(self) -> Path:
+        if self.hf_cache:
+            return self.hf_cache
+        return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+
+    def memory_overrides(self):
+        from app.runtime.memory import MemoryOverrides
+
+        return MemoryOverrides.from_flags(lowvram=self.lowvram, medvram=self.medvram, force_fp16=self.force_fp16,
+                                          no_half=self.no_half, offload=self.offload)
+
+
+_PATH_FIELDS = {"models_dir", "outputs_dir", "settings_file", "extra_model_paths", "hf_cache"}
+_BOOL_FIELDS = {"lowvram", "medvram", "force_fp16", "no_half", "demo_models"}
+_INT_FIELDS = {"max_loaded_models"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _PATH_FIELDS:
+        return Path(value).expanduser()
+    if name in _BOOL_FIELDS:
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if name in _INT_FIELDS:
+        return int(value)
+    return value
+
+
+def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Merge the layers. Unknown keys in the settings file are ignored; a broken file is reported, not fatal."""
+    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+    env = os.environ if env is None else env
+    names = {f.name for f in fields(Settings)}
+    settings = Settings()
+    settings_file = Path(cli.get("settings_file") or env.get("EASEL_SETTINGS_FILE") or settings.settings_file)
+    layers: list[dict[str, Any]] = [_read_file(settings_file)]
+    layers.append({n: env[f"EASEL_{n.upper()}"] for n in names if f"EASEL_{n.upper()}" in env})
+    layers.append(cli)
+    merged: dict[str, Any] = {"settings_file": settings_file}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if k in names})
+    return replace(settings, **{k: _coerce(k, v) for k, v in merged.items()})
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("ignoring settings file %s: %s", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
