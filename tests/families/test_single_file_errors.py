@@ -1,0 +1,125 @@
+"""What a user is told when single files are missing, broken or the wrong kind."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from fixtures_single_file import flux_to_bfl, save, t5_comfy, tiny_flux, tiny_t5, tiny_vae, vae_to_ldm, write_flux
+
+from app.errors import MissingModelFiles, UnreadableModel
+from app.families.single_file import load_single_file_components
+
+
+@pytest.fixture(scope="module")
+def flux_tree(tmp_path_factory):
+    return write_flux(tmp_path_factory.mktemp("errors") / "models")
+
+
+def _with_parts(tiny, **parts):
+    merged = {k: v for k, v in {**tiny.entry.parts, **parts}.items() if v is not None}
+    return dataclasses.replace(tiny.entry, parts=merged)
+
+
+def _load(entry, root, tmp_path, dtype=torch.float32):
+    return load_single_file_components(entry, dtype, models_root=root, hf_cache=tmp_path / "no-cache")
+
+
+def test_missing_t5_tokenizer_names_the_folders_and_files(tmp_path):
+    tiny = write_flux(tmp_path / "models", tokenizer=False)
+    with pytest.raises(MissingModelFiles) as err:
+        _load(tiny.entry, tiny.root, tmp_path)
+    message = str(err.value)
+    assert str(tiny.root / "text_encoders" / "t5-tokenizer") in message
+    assert str(tiny.root / "tokenizers" / "t5") in message
+    assert "spiece.model" in message and "tokenizer_config.json" in message
+    assert "models--black-forest-labs--FLUX.1-schnell" in message
+
+
+def test_truncated_file_is_named(flux_tree, tmp_path):
+    data = flux_tree.entry.parts["transformer"].read_bytes()
+    truncated = tmp_path / "flux-truncated.safetensors"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UnreadableModel, match="flux-truncated.safetensors") as err:
+        _load(_with_parts(flux_tree, transformer=truncated), flux_tree.root, tmp_path)
+    assert "truncated" in str(err.value)
+
+
+def test_pickled_checkpoint_is_refused_without_unpickling(flux_tree, tmp_path):
+    pickled = tmp_path / "model.safetensors"
+    torch.save({"img_in.weight": torch.zeros(1)}, pickled)
+    with pytest.raises(UnreadableModel, match="model.safetensors"):
+        _load(_with_parts(flux_tree, transformer=pickled), flux_tree.root, tmp_path)
+
+
+def test_wrong_keys_are_named_with_the_file(flux_tree, tmp_path):
+    tensors = flux_to_bfl(tiny_flux())
+    tensors["double_blocks.0.img_attn.rope.weight"] = tensors.pop("double_blocks.0.img_attn.proj.weight")
+    odd = save(tmp_path / "flux-odd.safetensors", tensors)
+    with pytest.raises(UnreadableModel, match="flux-odd.safetensors") as err:
+        _load(_with_parts(flux_tree, transformer=odd), flux_tree.root, tmp_path)
+    assert "double_blocks.0.img_attn.rope.weight" in str(err.value)
+
+
+def test_strict_load_names_missing_keys(flux_tree, tmp_path):
+    tensors = t5_comfy(tiny_t5(seed=3))
+    del tensors["encoder.block.1.layer.1.DenseReluDense.wo.weight"]
+    t5 = save(tmp_path / "t5-pruned.safetensors", tensors)
+    with pytest.raises(UnreadableModel, match="t5-pruned.safetensors") as err:
+        _load(_with_parts(flux_tree, t5xxl=t5), flux_tree.root, tmp_path)
+    assert "missing key encoder.block.1.layer.1.DenseReluDense.wo.weight" in str(err.value)
+
+
+def test_a_vae_file_given_as_transformer_is_unreadable(flux_tree, tmp_path):
+    with pytest.raises(UnreadableModel, match="ae.safetensors") as err:
+        _load(_with_parts(flux_tree, transformer=flux_tree.entry.parts["vae"]), flux_tree.root, tmp_path)
+    assert "it looks like a VAE" in str(err.value)
+
+
+def test_four_channel_vae_is_refused(flux_tree, tmp_path):
+    sd_vae = save(tmp_path / "vae-ft-mse.safetensors", vae_to_ldm(tiny_vae(latent_channels=4)))
+    with pytest.raises(UnreadableModel) as err:
+        _load(_with_parts(flux_tree, vae=sd_vae), flux_tree.root, tmp_path)
+    assert "vae-ft-mse.safetensors" in str(err.value)
+    assert "this VAE has 4 latent channels (SD1/SDXL); FLUX and SD3.5 need a 16-channel VAE" in str(err.value)
+
+
+def test_missing_part_file_is_named_with_its_folder(flux_tree, tmp_path):
+    gone = flux_tree.root / "text_encoders" / "clip_l_gone.safetensors"
+    with pytest.raises(MissingModelFiles) as err:
+        _load(_with_parts(flux_tree, clip_l=gone), flux_tree.root, tmp_path)
+    assert str(gone) in str(err.value) and str(flux_tree.root / "text_encoders") in str(err.value)
+
+
+def test_part_absent_from_the_entry_says_what_to_fetch(flux_tree, tmp_path):
+    with pytest.raises(MissingModelFiles) as err:
+        _load(_with_parts(flux_tree, t5xxl=None), flux_tree.root, tmp_path)
+    message = str(err.value)
+    assert "T5-XXL text encoder" in message and "t5xxl_fp16.safetensors" in message
+    assert str(flux_tree.root / "text_encoders") in message
+
+
+def test_scaled_fp8_file_is_refused_with_advice(flux_tree, tmp_path):
+    tensors = t5_comfy(tiny_t5(seed=3))
+    tensors["scaled_fp8"] = torch.zeros(0)
+    tensors["encoder.block.0.layer.0.SelfAttention.q.scale_weight"] = torch.ones(1)
+    scaled = save(tmp_path / "t5xxl_fp8_e4m3fn_scaled.safetensors", tensors)
+    with pytest.raises(UnreadableModel, match="scaled fp8") as err:
+        _load(_with_parts(flux_tree, t5xxl=scaled), flux_tree.root, tmp_path)
+    assert "t5xxl_fp8_e4m3fn_scaled.safetensors" in str(err.value)
+
+
+def test_float16_keeps_t5_output_projections_in_float32(flux_tree, tmp_path):
+    components = _load(flux_tree.entry, flux_tree.root, tmp_path, dtype=torch.float16)
+    t5 = components["text_encoder_2"]
+    assert t5.encoder.block[0].layer[1].DenseReluDense.wo.weight.dtype == torch.float32
+    assert t5.encoder.block[0].layer[1].DenseReluDense.wi_0.weight.dtype == torch.float16
+    assert components["transformer"].x_embedder.weight.dtype == torch.float16
+
+
+def test_fp8_weights_are_cast_to_the_requested_dtype(flux_tree, tmp_path):
+    tensors = {k: v.to(torch.float8_e4m3fn) for k, v in t5_comfy(tiny_t5(seed=3)).items()}
+    fp8 = save(tmp_path / "t5xxl_fp8_e4m3fn.safetensors", tensors)
+    components = _load(_with_parts(flux_tree, t5xxl=fp8), flux_tree.root, tmp_path, dtype=torch.bfloat16)
+    assert {p.dtype for p in components["text_encoder_2"].parameters()} == {torch.bfloat16}
