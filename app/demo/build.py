@@ -66,6 +66,9 @@ def ensure_demo_models(models_dir: Path, *, seed: int = 0) -> list[Path]:
 
 def _build_atomically(folder: Path, build) -> None:
     """Build into a temporary sibling and rename, so a half-written demo is never picked up."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:

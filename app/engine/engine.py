@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 class Engine:
     def __init__(self, settings: Settings):
         self.settings = settings
+        self._overrides = settings.memory_overrides()  # conflicting flags fail here, before any work
         self._catalog = None
         self._catalog_lock = threading.Lock()
         self._device = None
@@ -129,7 +130,7 @@ class Engine:
     def _get_manager(self) -> ModelManager:
         if self._manager is None:
             self._manager = ModelManager(
-                device=self.device, overrides=self.settings.memory_overrides(), models_root=self.settings.models_dir,
+                device=self.device, overrides=self._overrides, models_root=self.settings.models_dir,
                 hf_cache=self.settings.hf_cache_dir, hash_cache=HashCache(self.settings.models_dir / ".easel-hashes.json"),
                 max_loaded=self.settings.max_loaded_models)
         return self._manager

@@ -3,16 +3,8 @@
 import pytest
 from PIL import Image
 
-from app.demo.build import ensure_demo_models
 from app.engine.engine import Engine
 from app.settings import Settings
-
-
-@pytest.fixture(scope="session")
-def demo_models_dir(tmp_path_factory):
-    models = tmp_path_factory.mktemp("models")
-    ensure_demo_models(models)
-    return models
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,109 @@
+"""Command line: `python -m app models`, `python -m app generate ...`, `python -m app demo build`.
+
+Flags use A1111/Forge names where those exist (--lowvram, --medvram, --force-fp16, --no-half, --models-dir).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from app.errors import EaselError
+
+
+def _common_flags() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("models and memory")
+    g.add_argument("--models-dir", type=Path, help="models folder (ComfyUI or A1111 layout; default ./models)")
+    g.add_argument("--outputs-dir", type=Path, help="where images are saved (default ./outputs)")
+    g.add_argument("--extra-model-paths", type=Path, help="ComfyUI-style extra_model_paths.yaml")
+    g.add_argument("--settings-file", type=Path, help="settings JSON (default ./settings.json)")
+    g.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: the best available)")
+    g.add_argument("--lowvram", action="store_true", default=None, help="sequential/group offload: slowest, least VRAM")
+    g.add_argument("--medvram", action="store_true", default=None, help="model CPU offload: one component on the GPU at a time")
+    g.add_argument("--force-fp16", action="store_true", default=None, help="fp16 weights even where bf16 is supported")
+    g.add_argument("--no-half", action="store_true", default=None, help="fp32 weights")
+    g.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"], help="override the planned offload")
+    g.add_argument("--max-loaded-models", type=int, help="models kept loaded at once (default 1)")
+    g.add_argument("--no-demo", dest="demo_models", action="store_false", default=None,
+                   help="do not build the embedded demo models")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_flags()
+    parser = argparse.ArgumentParser(prog="python -m app", description="Easel: local FLUX.1 and SD3.5 image generation")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("models", parents=[common], help="list the models found, their status and memory plan")
+
+    gen = sub.add_parser("generate", parents=[common], help="generate images and save them to the outputs folder")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--negative-prompt", default="")
+    gen.add_argument("--model", help="model name (see `python -m app models`); default: the first ready one")
+    gen.add_argument("--task", choices=["txt2img", "img2img", "inpaint"], default=None,
+                     help="default: txt2img, or img2img/inpaint when --image/--mask are given")
+    gen.add_argument("--image", type=Path, help="input image for img2img / inpaint")
+    gen.add_argument("--mask", type=Path, help="inpaint mask: white where the image is repainted")
+    gen.add_argument("--strength", type=float, default=0.75, help="denoising strength 0..1 (default 0.75)")
+    gen.add_argument("--steps", type=int)
+    gen.add_argument("--cfg", type=float, help="CFG scale (SD3.5; FLUX: true CFG when > 1)")
+    gen.add_argument("--guidance", type=float, help="FLUX dev distilled guidance (default 3.5)")
+    gen.add_argument("--width", type=int)
+    gen.add_argument("--height", type=int)
+    gen.add_argument("--seed", type=int, default=-1)
+    gen.add_argument("--batch-size", type=int, default=1)
+    gen.add_argument("--batch-count", type=int, default=1)
+    gen.add_argument("--mask-blur", type=int, default=4)
+    gen.add_argument("--resize-mode", choices=["just-resize", "crop-and-resize", "resize-and-fill"], default="just-resize")
+    gen.add_argument("--no-save", dest="save", action="store_false", help="do not write files (prints infotexts only)")
+
+    demo = sub.add_parser("demo", parents=[common], help="the embedded demo models")
+    demo.add_argument("action", choices=["build"], help="build: (re)build the demo models into the models folder")
+    return parser
+
+
+def settings_from(args: argparse.Namespace):
+    from app.settings import load_settings
+
+    keys = ("models_dir", "outputs_dir", "extra_model_paths", "settings_file", "device", "lowvram", "medvram",
+            "force_fp16", "no_half", "offload", "max_loaded_models", "demo_models")
+    return load_settings({k: getattr(args, k, None) for k in keys})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "urllib3", "filelock", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # e.g. "image processor needs torchvision"
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        settings = settings_from(args)
+        if args.command == "models":
+            from app.commands.models import list_models
+
+            return list_models(settings)
+        if args.command == "generate":
+            from app.commands.generate import generate
+
+            return generate(settings, args)
+        if args.command == "demo":
+            from app.demo.build import rebuild_demo_models
+
+            for folder in rebuild_demo_models(settings.models_dir):
+                print(folder)
+            return 0
+    except EaselError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # bad flag combinations (e.g. --lowvram with --medvram)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1

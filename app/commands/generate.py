@@ -1,0 +1,55 @@
+"""`python -m app generate`: one request through the engine, PNGs written, paths and infotexts printed."""
+
+from __future__ import annotations
+
+import sys
+
+from app.errors import InvalidRequest
+
+
+def _open_image(path, field: str):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except FileNotFoundError:
+        raise InvalidRequest(field, f"{path} does not exist") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidRequest(field, f"{path} is not a readable image ({exc})") from None
+
+
+def generate(settings, args) -> int:
+    from app.engine.engine import Engine
+    from app.generation.request import validate_request
+
+    task = args.task or ("inpaint" if args.mask else "img2img" if args.image else "txt2img")
+    image = _open_image(args.image, "image") if args.image else None
+    mask = _open_image(args.mask, "mask") if args.mask else None
+    request = validate_request(
+        task=task, prompt=args.prompt, negative_prompt=args.negative_prompt, model=args.model, width=args.width,
+        height=args.height, steps=args.steps, cfg_scale=args.cfg, guidance=args.guidance, seed=args.seed,
+        batch_size=args.batch_size, batch_count=args.batch_count, strength=args.strength, image=image, mask=mask,
+        mask_blur=args.mask_blur, resize_mode=args.resize_mode, save=args.save)
+    engine = Engine(settings)
+    try:
+        job = engine.submit(request)
+        last = None
+        for p in job.events():
+            if p.total_steps and (p.batch, p.step) != last:
+                last = (p.batch, p.step)
+                print(f"\r  batch {p.batch + 1}/{p.total_batches} step {p.step}/{p.total_steps}", end="", file=sys.stderr)
+        print(file=sys.stderr)
+        result = job.result()
+    finally:
+        engine.close()
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for i, text in enumerate(result.infotexts):
+        where = result.paths[i] if i < len(result.paths) else "(not saved)"
+        print(where)
+        print(text)
+        print()
+    print(f"{len(result.images)} image(s) in {result.seconds:.2f} s with {result.model}", file=sys.stderr)
+    return 0

@@ -1,0 +1,71 @@
+"""The command line as a user runs it: `python -m app models` and `python -m app generate`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from app.generation.infotext import read_image_metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_app(*args, cwd=ROOT):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EASEL_SETTINGS_FILE": "/nonexistent/settings.json"}
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_models_lists_the_demo_models_with_status_and_plan(demo_models_dir):
+    out = run_app("models", "--models-dir", demo_models_dir, "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    flux = next(line for line in lines if line.startswith("easel-demo-flux"))
+    assert "demo (random weights)" in flux and "flux-schnell" in flux and "diffusers" in flux and "ready" in flux
+    assert any(line.startswith("easel-demo-sd3") and "sd3.5" in line for line in lines)
+    assert "easel-demo-flux: plan: fp32" in out.stdout
+
+
+def test_generate_writes_pngs_and_prints_paths_and_infotexts(demo_models_dir, tmp_path):
+    out = run_app("generate", "--prompt", "a red circle", "--models-dir", demo_models_dir, "--outputs-dir", tmp_path,
+                  "--width", "128", "--height", "64", "--steps", "2", "--seed", "77", "--batch-size", "2",
+                  "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    paths = [Path(line) for line in out.stdout.splitlines() if line.endswith(".png")]
+    assert [p.name for p in paths] == ["00001-77.png", "00002-78.png"]
+    assert "Seed: 77" in out.stdout and "Seed: 78" in out.stdout
+    with Image.open(paths[1]) as im:
+        assert im.size == (128, 64)
+        assert read_image_metadata(im).infotext.params["Seed"] == "78"
+
+
+def test_generate_inpaint_from_files(demo_models_dir, tmp_path):
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "in.png")
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    mask.save(tmp_path / "mask.png")
+    out = run_app("generate", "--prompt", "a blue square", "--image", tmp_path / "in.png", "--mask", tmp_path / "mask.png",
+                  "--strength", "1", "--steps", "2", "--models-dir", demo_models_dir, "--outputs-dir", tmp_path / "out",
+                  "--model", "easel-demo-sd3", "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    path = Path(next(line for line in out.stdout.splitlines() if line.endswith(".png")))
+    assert "inpaint-images" in str(path)
+    with Image.open(path) as im:
+        assert im.getpixel((2, 2)) == (200, 30, 30)  # far outside the mask: untouched
+
+
+def test_bad_input_gets_a_message_and_exit_code_2_not_a_traceback(demo_models_dir, tmp_path):
+    cases = [
+        (["--width", "100"], "width: must be a multiple of 16"),
+        (["--model", "nope"], "no model named 'nope'"),
+        (["--image", "/etc/hostname"], "is not a readable image"),
+        (["--lowvram", "--medvram"], "contradict"),
+        (["--steps", "0"], "steps: 0 is out of range"),
+    ]
+    for extra, message in cases:
+        out = run_app("generate", "--prompt", "x", "--models-dir", demo_models_dir, "--outputs-dir", tmp_path,
+                      "--device", "cpu", *extra)
+        assert out.returncode == 2, (extra, out.stderr)
+        assert message in out.stderr and "Traceback" not in out.stderr, (extra, out.stderr)
