@@ -106,7 +106,8 @@ def _t5(d_model: int):
 
 def _write_label(folder: Path, name: str, family: str, variant: str, max_sequence_length: int) -> None:
     meta = {"name": name, "label": DEMO_LABEL, "demo": True, "family": family, "variant": variant,
-            "max_sequence_length": max_sequence_length}
+            "max_sequence_length": max_sequence_length,
+            "defaults": {"steps": 4, "width": 256, "height": 256}}
     (folder / "easel.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 from app.catalog.entry import ModelEntry
@@ -24,6 +25,8 @@ from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
+RECENT_JOBS_KEPT = 200
+
 
 class Engine:
     def __init__(self, settings: Settings):
@@ -35,6 +38,7 @@ class Engine:
         self._manager: ModelManager | None = None
         self._store = None
         self._worker = Worker(self._run)
+        self._recent_jobs: OrderedDict[int, Job] = OrderedDict()  # for front ends that hold only a job id
 
     # -- what is on disk -------------------------------------------------------------------------------
     def catalog(self, refresh: bool = False):
@@ -87,11 +91,29 @@ class Engine:
         """Queue a job (FIFO). The model name is checked now, so an unknown one fails before queueing."""
         self.resolve_model(request.model)
         job = Job(request)
+        self._recent_jobs[job.id] = job
+        while len(self._recent_jobs) > RECENT_JOBS_KEPT:
+            self._recent_jobs.popitem(last=False)
         self._worker.submit(job)
         return job
 
+    def job(self, job_id: int | None) -> Job | None:
+        """A recent job by id (None when unknown or long finished)."""
+        return self._recent_jobs.get(job_id) if job_id is not None else None
+
     def generate(self, request: GenerationRequest, timeout: float | None = None) -> GenerationResult:
         return self.submit(request).result(timeout)
+
+    @property
+    def queued_jobs(self) -> list[Job]:
+        """Jobs waiting for the worker, oldest first (the running one is `current_job`)."""
+        return self._worker.queued
+
+    def load(self, name: str | None = None) -> str:
+        """Load a model now (between jobs) instead of with the next job; returns its name."""
+        entry = self.resolve_model(name)
+        self._worker.call(lambda: self._get_manager().get(entry))
+        return entry.name
 
     def queue_position(self, job: Job) -> int:
         return self._worker.position(job)
@@ -112,6 +134,10 @@ class Engine:
         current = self._worker.current
         if current:
             current.cancel.skip()
+
+    def save_extra(self, image, *, task: str, infotext: str, seed: int = 0) -> Path:
+        """Save a picture made outside a generation job (upscales, grids) with its infotext."""
+        return self._get_store().save(image, task=task, infotext=infotext, seed=seed)
 
     def unload(self, name: str | None = None) -> list[str]:
         return self._worker.call(lambda: self._get_manager().unload(name))  # type: ignore[return-value]

@@ -13,7 +13,7 @@ from app.engine.jobs import RUNNING, GenerationResult, Job, Progress
 from app.engine.preview import unpack_flux_latents
 from app.errors import InvalidRequest
 from app.families.base import VariantDefaults
-from app.generation.images import fit_image, paste_unmasked, prepare_mask
+from app.generation.images import fill_masked, fit_image, paste_unmasked, prepare_mask
 from app.generation.infotext import Infotext, format_infotext
 from app.generation.request import MAX_SEED, SIZE_MULTIPLE, GenerationRequest
 
@@ -136,7 +136,8 @@ def run_job(job: Job, loaded, store, *, previewer=None) -> GenerationResult:
     if request.task == "inpaint":
         mask = prepare_mask(request.mask, geometry.width, geometry.height, request.resize_mode, request.mask_blur)
         kwargs["mask_image"] = mask
-        if request.inpaint_only_masked:
+        kwargs["image"] = fill_masked(init_image, mask, request.masked_content, max(request.seed, 0))
+        if request.inpaint_only_masked and mask.getbbox() is not None:  # diffusers cannot crop to nothing
             kwargs["padding_mask_crop"] = request.inpaint_padding
     if request.task == "img2img" and request.strength == 0:
         result.warnings.append("denoising strength 0: the input image is returned unchanged")
@@ -201,6 +202,8 @@ def _infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs
         values["Distilled CFG Scale"] = kwargs["guidance_scale"]
     if request.task == "inpaint":
         values["Mask blur"] = request.mask_blur
+        if request.masked_content != "original":
+            values["Masked content"] = request.masked_content
         if request.inpaint_only_masked:
             values["Inpaint area"] = "Only masked"
             values["Masked area padding"] = request.inpaint_padding

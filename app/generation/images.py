@@ -48,3 +48,28 @@ def paste_unmasked(generated: Image.Image, original: Image.Image, mask: Image.Im
     if generated.size != original.size:
         generated = generated.resize(original.size, Image.Resampling.LANCZOS)
     return Image.composite(generated.convert("RGB"), original.convert("RGB"), mask.convert("L"))
+
+
+def fill_masked(image: Image.Image, mask: Image.Image, mode: str, seed: int) -> Image.Image:
+    """What the masked area starts from (A1111's "masked content").
+
+    original: the picture as it is. fill: the masked area replaced by the colours around it, heavily
+    blurred, so the model is not anchored to the old content. latent-noise: the masked area replaced by
+    noise (drawn from the seed), the closest a pixel-space fill gets to starting that area from noise.
+    """
+    if mode == "original":
+        return image
+    hard = mask.point(lambda v: 255 if v >= 128 else 0)
+    if mode == "fill":
+        filler = image
+        for radius in (4, 16, 64, 128):
+            blurred = filler.filter(ImageFilter.GaussianBlur(radius))
+            filler = Image.composite(blurred, image, hard)
+        return filler
+    if mode == "latent-noise":
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        noise = Image.fromarray(rng.integers(0, 256, (image.height, image.width, 3), dtype=np.uint8), "RGB")
+        return Image.composite(noise, image, hard)
+    raise ValueError(f"unknown masked content {mode!r} (allowed: original, fill, latent-noise)")

@@ -41,6 +41,7 @@ class GenerationRequest(BaseModel):
     image: Any = None  # PIL.Image.Image for img2img / inpaint
     mask: Any = None  # PIL.Image.Image for inpaint: white = repaint
     mask_blur: int = Field(4, ge=0, le=64)
+    masked_content: Literal["original", "fill", "latent-noise"] = "original"
     inpaint_only_masked: bool = False
     inpaint_padding: int = Field(32, ge=0, le=256)
     resize_mode: Literal["just-resize", "crop-and-resize", "resize-and-fill"] = "just-resize"
