@@ -1,0 +1,71 @@
+"""The API application: `create_api` for a standalone server, `create_api_router` to mount beside a UI.
+
+    app = create_api(engine, settings, auth={"user": "pass"}, cors_origins=["http://localhost:3000"])
+
+Every route lives under /sdapi/v1 (A1111's paths); /docs and /openapi.json are FastAPI's and need no
+auth. A Gradio UI can later be mounted on the same app (`gradio.mount_gradio_app(app, blocks, "/")`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import __version__
+from app.api.auth import basic_auth, parse_auth_pairs
+from app.api.context import ApiContext
+from app.api.errors import install_error_handlers
+from app.api.routes.extras import extras_router
+from app.api.routes.generation import generation_router
+from app.api.routes.models import models_router
+from app.api.routes.progress import progress_router
+from app.api.routes.system import system_router
+from app.settings import Settings
+
+API_PREFIX = "/sdapi/v1"
+_ROUTERS = (generation_router, extras_router, progress_router, models_router, system_router)
+
+
+def create_api_router(
+    engine,
+    settings: Settings,
+    *,
+    auth: Mapping[str, str] | str | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> APIRouter:
+    """All /sdapi/v1 routes over `engine`, with HTTP Basic auth when `auth` (user -> password, or
+    "user:pass,user2:pass2") is given. The app that includes it needs `install_error_handlers`."""
+    credentials = parse_auth_pairs(auth) if isinstance(auth, str) else dict(auth or {})
+    context = ApiContext.build(engine, settings, flags={"api_auth": bool(credentials), **(flags or {})})
+    dependencies = [Depends(basic_auth(credentials))] if credentials else []
+    router = APIRouter(prefix=API_PREFIX, dependencies=dependencies)
+    for build in _ROUTERS:
+        router.include_router(build(context))
+    return router
+
+
+def create_api(
+    engine,
+    settings: Settings,
+    *,
+    auth: Mapping[str, str] | str | None = None,
+    cors_origins: Sequence[str] = (),
+) -> FastAPI:
+    """A FastAPI app serving the A1111-compatible API over `engine`."""
+    app = FastAPI(
+        title="Easel API",
+        version=__version__,
+        description="AUTOMATIC1111-compatible REST API of Easel (FLUX.1 / SD3.5). Absent width, height, "
+                    "steps and cfg_scale take the model's defaults; fields that do not apply are accepted "
+                    "and listed in info.ignored_fields.",
+    )
+    install_error_handlers(app)
+    origins = list(cors_origins)
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"],
+                           allow_credentials=True)
+    app.include_router(create_api_router(engine, settings, auth=auth, flags={"cors_allow_origins": origins}))
+    return app

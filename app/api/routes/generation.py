@@ -1,0 +1,76 @@
+"""POST /txt2img and /img2img: translate, run through the engine's queue, answer as A1111 does.
+
+The endpoints are plain functions, so FastAPI runs them in its threadpool: a request waits for its
+job there while other requests (and /progress, /interrupt) are served.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from app.api.checkpoints import find_checkpoint
+from app.api.context import ApiContext
+from app.api.images import encode_png
+from app.api.info import build_info, info_text, json_safe
+from app.api.schemas import GenerationBody, GenerationResponse, Img2ImgRequest, Txt2ImgRequest
+from app.api.translate import Translation, translate_img2img, translate_txt2img
+from app.errors import EaselError
+from app.generation.infotext import parse_infotext
+
+_IMAGE_FIELDS = ("init_images", "mask")
+
+
+def generation_router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(tags=["generation"])
+
+    @router.post("/txt2img", response_model=GenerationResponse)
+    def txt2img(body: Txt2ImgRequest) -> dict[str, Any]:
+        """Text to image. Unknown and non-applicable fields are accepted and listed in info.ignored_fields."""
+        translation = translate_txt2img(body, engine=ctx.engine, default_model=ctx.options.model,
+                                        preview_every=ctx.options.preview_every)
+        return _generate(ctx, body, translation)
+
+    @router.post("/img2img", response_model=GenerationResponse)
+    def img2img(body: Img2ImgRequest) -> dict[str, Any]:
+        """Image to image; with `mask`, inpainting (unmasked pixels are kept exactly)."""
+        translation = translate_img2img(body, engine=ctx.engine, default_model=ctx.options.model,
+                                        preview_every=ctx.options.preview_every)
+        return _generate(ctx, body, translation)
+
+    return router
+
+
+def _generate(ctx: ApiContext, body: GenerationBody, translation: Translation) -> dict[str, Any]:
+    if translation.keep_model:
+        ctx.options.select_model(translation.keep_model)
+    finished = ctx.jobs.run(translation.request)
+    result = finished.result
+    _learn_hash(ctx, result)
+    info = build_info(result, translation.request, created=finished.job.created,
+                      ignored_fields=translation.ignored_fields, notes=translation.notes)
+    images = []
+    if body.send_images:
+        images = [encode_png(image, text) for image, text in zip(result.images, result.infotexts, strict=True)]
+    return {"images": images, "parameters": _echo(body), "info": info_text(info)}
+
+
+def _echo(body: GenerationBody) -> dict[str, Any]:
+    """The request as received; input images only when include_init_images asks (as A1111)."""
+    echo = body.model_dump()
+    if not echo.get("include_init_images"):
+        for name in _IMAGE_FIELDS:
+            if name in echo:
+                echo[name] = None
+    return json_safe(echo)
+
+
+def _learn_hash(ctx: ApiContext, result) -> None:
+    if not result.infotexts or not result.model:
+        return
+    try:
+        entry = find_checkpoint(ctx.engine, result.model)
+    except EaselError:
+        return
+    ctx.hashes.learn(entry, parse_infotext(result.infotexts[0]).params.get("Model hash"))

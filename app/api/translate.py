@@ -1,0 +1,200 @@
+"""A1111 txt2img / img2img bodies -> GenerationRequest, with what was ignored and why.
+
+Errors name the A1111 field the client sent (n_iter, denoising_strength, init_images[0], ...), not
+Easel's own names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image, ImageOps
+
+from app.api.checkpoints import find_checkpoint
+from app.api.images import decode_image
+from app.api.schemas import GenerationBody, Img2ImgRequest, Txt2ImgRequest
+from app.errors import InvalidRequest, ModelNotFound
+from app.generation.request import GenerationRequest, validate_request
+
+# GenerationRequest field -> the A1111 field a client sets it with.
+A1111_NAMES = {
+    "batch_count": "n_iter",
+    "strength": "denoising_strength",
+    "guidance": "distilled_cfg_scale",
+    "image": "init_images[0]",
+    "inpaint_only_masked": "inpaint_full_res",
+    "inpaint_padding": "inpaint_full_res_padding",
+    "save": "save_images",
+    "model": "override_settings.sd_model_checkpoint",
+    "preview_every": "show_progress_every_n_steps",
+}
+RESIZE_MODES = {0: "just-resize", 1: "crop-and-resize", 2: "resize-and-fill", 3: "just-resize"}
+INPAINTING_FILL = {0: "fill", 1: "original", 2: "latent noise", 3: "latent nothing"}
+MASKED_CONTENT = {0: "fill", 1: "original", 2: "latent-noise", 3: "latent-noise"}
+EULER_NAMES = {"euler", "k_euler", "euler (flow matching)", "flow_match_euler", "flowmatcheuler", "flow-matching euler"}
+SCHEDULER_NAMES = {"simple", "automatic", "default"}
+
+# A1111 fields that do not apply to FLUX.1 / SD3.5, with the values that ask for nothing: a field sent
+# with one of these is not reported as ignored. Unknown fields are reported unless empty.
+NEUTRAL_VALUES: dict[str, tuple[Any, ...]] = {
+    "subseed": (-1,),
+    "subseed_strength": (0,),
+    "seed_resize_from_h": (-1, 0),
+    "seed_resize_from_w": (-1, 0),
+    "eta": (0, 1),
+    "s_churn": (0,),
+    "s_tmax": (0,),
+    "s_tmin": (0,),
+    "s_noise": (1,),
+    "s_min_uncond": (0,),
+    "initial_noise_multiplier": (1,),
+    "image_cfg_scale": (1, 1.5),
+    "mask_round": (True,),
+    "seed_enable_extras": (True,),
+    "refiner_switch_at": (0,),
+}
+# Hires-fix fields: they do something in A1111 only together with enable_hr.
+HIRES_PREFIXES = ("hr_", "firstphase_")
+
+
+@dataclass
+class Translation:
+    request: GenerationRequest
+    ignored_fields: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    keep_model: str | None = None  # override_settings model to keep selected afterwards
+
+
+def translate_txt2img(body: Txt2ImgRequest, *, engine, default_model: str | None, preview_every: int) -> Translation:
+    ignored, notes = _common_ignored(body), []
+    if body.enable_hr:
+        ignored += ["enable_hr"] + [k for k in _extras(body) if k.startswith(HIRES_PREFIXES)]
+        if body.denoising_strength is not None:
+            ignored.append("denoising_strength")
+        notes.append("hires fix (enable_hr) is not available: the image is made at width x height in one pass")
+    fields = _common_fields(body, engine, default_model, preview_every, notes)
+    return _build("txt2img", fields, ignored, notes, body, engine)
+
+
+def translate_img2img(body: Img2ImgRequest, *, engine, default_model: str | None, preview_every: int) -> Translation:
+    ignored, notes = _common_ignored(body), []
+    images = body.init_images or []
+    if not images:
+        raise InvalidRequest("init_images", "img2img needs at least one base64 image")
+    image = decode_image(images[0], "init_images[0]")
+    if len(images) > 1:
+        ignored.append("init_images[1:]")
+        notes.append(f"{len(images)} init_images were sent; Easel uses the first one for every image")
+    if body.resize_mode not in RESIZE_MODES:
+        raise InvalidRequest("resize_mode", f"{body.resize_mode!r} is out of range: allowed 0..3")
+    if body.resize_mode == 3:
+        notes.append("resize_mode 3 (latent upscale) is done as 0 (just resize)")
+    if body.inpainting_fill not in INPAINTING_FILL:
+        raise InvalidRequest("inpainting_fill", f"{body.inpainting_fill!r} is out of range: allowed 0..3")
+    fields = _common_fields(body, engine, default_model, preview_every, notes)
+    fields.update(task="img2img", image=image, resize_mode=RESIZE_MODES[body.resize_mode])
+    if body.denoising_strength is not None:
+        fields["strength"] = body.denoising_strength
+    if body.mask:
+        mask = decode_image(body.mask, "mask")
+        if body.inpainting_mask_invert:
+            mask = ImageOps.invert(mask_luminance(mask))
+        only_masked = body.inpaint_full_res
+        if only_masked and mask_luminance(mask).getbbox() is None:
+            # diffusers cannot crop to an empty area; with nothing to repaint, the whole picture is the same.
+            only_masked = False
+            notes.append("the mask is empty (nothing to repaint): inpaint_full_res was not applied")
+        fields.update(task="inpaint", mask=mask, inpaint_only_masked=only_masked,
+                      inpaint_padding=body.inpaint_full_res_padding)
+        if body.mask_blur is not None:
+            fields["mask_blur"] = body.mask_blur
+        fields["masked_content"] = MASKED_CONTENT[body.inpainting_fill]
+        if body.inpainting_fill == 3:
+            notes.append("inpainting_fill 3 (latent nothing) runs as 2 (latent noise): flow-matching models "
+                         "start the masked area from noise either way")
+    elif body.inpainting_mask_invert:
+        ignored.append("inpainting_mask_invert")
+    return _build(fields.pop("task"), fields, ignored, notes, body, engine)
+
+
+def mask_luminance(mask: Image.Image) -> Image.Image:
+    """The mask as one channel, read as the engine reads it: the alpha of a painted (RGBA) layer,
+    otherwise the luminance. Inverting must happen on this, not on the RGB channels."""
+    if mask.mode in ("RGBA", "LA") and mask.getextrema()[-1] != (255, 255):
+        return mask.getchannel("A")
+    return mask.convert("L")
+
+
+def _common_fields(body: GenerationBody, engine, default_model, preview_every, notes) -> dict[str, Any]:
+    sampler = body.sampler_name or body.sampler_index
+    if sampler and sampler.strip().lower() not in EULER_NAMES:
+        notes.append(f"sampler {sampler!r} is not available for FLUX.1 / SD3.5; Euler (flow matching) was used")
+    if body.scheduler and body.scheduler.strip().lower() not in SCHEDULER_NAMES:
+        notes.append(f"scheduler {body.scheduler!r} is not available; Simple was used")
+    return dict(
+        prompt=body.prompt or "",
+        negative_prompt=body.negative_prompt or "",
+        model=_model_for(body, engine) or default_model,
+        width=body.width,
+        height=body.height,
+        steps=body.steps,
+        cfg_scale=body.cfg_scale,
+        guidance=body.distilled_cfg_scale,
+        seed=body.seed,
+        batch_size=body.batch_size,
+        batch_count=body.n_iter,
+        save=body.save_images,
+        preview_every=preview_every,
+    )
+
+
+def _model_for(body: GenerationBody, engine) -> str | None:
+    title = (body.override_settings or {}).get("sd_model_checkpoint")
+    if title is None:
+        return None
+    if not isinstance(title, str):
+        raise InvalidRequest("override_settings.sd_model_checkpoint",
+                             "expected a model title (see /sdapi/v1/sd-models)")
+    try:
+        return find_checkpoint(engine, title).name
+    except ModelNotFound as exc:
+        raise ModelNotFound(f"override_settings.sd_model_checkpoint: {exc}") from None
+
+
+def _build(task, fields, ignored, notes, body: GenerationBody, engine) -> Translation:
+    try:
+        request = validate_request(task=task, **fields)
+    except InvalidRequest as exc:
+        raise InvalidRequest(A1111_NAMES.get(exc.field, exc.field), exc.message) from None
+    keep = None
+    if not body.override_settings_restore_afterwards and (body.override_settings or {}).get("sd_model_checkpoint"):
+        keep = request.model
+    return Translation(request=request, ignored_fields=ignored, notes=notes, keep_model=keep)
+
+
+def _extras(body: GenerationBody) -> dict[str, Any]:
+    return dict(body.model_extra or {})
+
+
+def _common_ignored(body: GenerationBody) -> list[str]:
+    ignored = []
+    if body.styles:
+        ignored.append("styles")
+    for key in (body.override_settings or {}):
+        if key != "sd_model_checkpoint":
+            ignored.append(f"override_settings.{key}")
+    for key, value in _extras(body).items():
+        if key.startswith(HIRES_PREFIXES) or _is_empty(value) or _is_neutral(key, value):
+            continue
+        ignored.append(key)
+    return ignored
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value is False or value == "" or value == [] or value == {}
+
+
+def _is_neutral(key: str, value: Any) -> bool:
+    neutral = NEUTRAL_VALUES.get(key, ())
+    return any(type(value) is not bool and value == n or value is n for n in neutral)
