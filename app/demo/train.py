@@ -64,17 +64,18 @@ def train_all(out_dir: Path | str, config: TrainConfig | str = "full", device: s
     pool, stages["pool"] = encode_pool(vae, cfg.pool, cfg.sizes, captions, cfg.side_fraction, device, seed + 1, log)
     vae.register_to_config(shift_factor=pool.shift, scaling_factor=pool.scale)
 
-    pipes = {}
+    models = {}
     for k, (family, spec) in enumerate(MODELS.items()):
         pipe = spec["build"](vae, seed + 10 * (k + 1))
         pipe.to(device)
         table = encode_captions(pipe, family, captions, MAX_SEQUENCE_LENGTH, device)
         stages[family] = train_transformer(pipe, family, pool, table, getattr(cfg, family), cfg.sizes, device,
                                            seed + 2 + k, log)
-        pipes[family] = pipe
+        # saved as soon as it is trained: a later stage that fails does not lose it
+        models[family] = _save_and_evaluate(pipe, family, out_dir, cfg, device, log)
+        del pipe
     del pool
 
-    models = {family: _save_and_evaluate(pipe, family, out_dir, cfg, device, log) for family, pipe in pipes.items()}
     report = {"config": cfg.name, "seed": seed, "device": str(device), "sizes": list(cfg.sizes),
               "seconds": time.perf_counter() - start,
               "stages": {name: stage_summary(st) for name, st in stages.items()}, "models": models}
