@@ -63,6 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--resize-mode", choices=["just-resize", "crop-and-resize", "resize-and-fill"], default="just-resize")
     gen.add_argument("--no-save", dest="save", action="store_false", help="do not write files (prints infotexts only)")
 
+    web = sub.add_parser("webui", parents=[common], help="serve the web UI (the default command)")
+    w = web.add_argument_group("serving")
+    w.add_argument("--listen", action="store_true", help="serve on all network interfaces (0.0.0.0), not only this machine")
+    w.add_argument("--port", type=int, default=7860)
+    w.add_argument("--share", action="store_true", help="ask Gradio for a public link (needs the internet)")
+    w.add_argument("--gradio-auth", help="user:password[,user2:password2] for the web UI")
+    w.add_argument("--gradio-auth-path", type=Path, help="file of user:password pairs (lines or commas)")
+    w.add_argument("--preset", help="preset selected at start (a name from presets/*.json)")
+    w.add_argument("--api", action="store_true", help="also serve the A1111-compatible API under /sdapi/v1")
+    w.add_argument("--nowebui", action="store_true", help="serve the API alone (port 7861 unless --port)")
+    w.add_argument("--api-auth", help="user:password[,user2:password2]: HTTP Basic auth on every API route")
+    w.add_argument("--cors-allow-origins", default="", help="comma-separated origins allowed to call the API")
+
     demo = sub.add_parser("demo", parents=[common], help="the embedded demo models")
     demo.add_argument("action", choices=["build"], help="build: (re)build the demo models into the models folder")
     return parser
@@ -77,6 +90,9 @@ def settings_from(args: argparse.Namespace):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("--"):
+        argv = ["webui", *argv]  # `python -m app [--listen ...]` serves the web UI
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "urllib3", "filelock", "PIL"):
@@ -94,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.commands.generate import generate
 
             return generate(settings, args)
+        if args.command == "webui":
+            return serve(settings, args)
         if args.command == "demo":
             from app.demo.build import rebuild_demo_models
 
@@ -107,3 +125,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1
+
+
+def serve(settings, args) -> int:
+    cors = [o.strip() for o in args.cors_allow_origins.split(",") if o.strip()]
+    host = "0.0.0.0" if args.listen else "127.0.0.1"
+    if args.nowebui:
+        from app.api.server import serve_api
+
+        serve_api(settings, host, args.port if args.port != 7860 else 7861, auth=args.api_auth, cors=cors)
+        return 0
+    from app.ui.launch import launch_webui, parse_gradio_auth
+
+    auth = parse_gradio_auth(args.gradio_auth, args.gradio_auth_path)
+    launch_webui(settings, host=host, port=args.port, share=args.share, auth=auth, api=args.api,
+                 api_auth=args.api_auth, cors=cors, preset=args.preset)
+    return 0

@@ -27,6 +27,8 @@ class Settings:
     max_loaded_models: int = 1
     filename_pattern: str = "[number]-[seed]"
     default_model: str | None = None
+    default_preset: str | None = None
+    preview_every: int = 4  # web UI: decode a preview every N steps (0: never)
     demo_models: bool = True  # build the embedded demo models when they are missing
 
     @property
@@ -48,7 +50,7 @@ class Settings:
 
 _PATH_FIELDS = {"models_dir", "outputs_dir", "settings_file", "extra_model_paths", "hf_cache"}
 _BOOL_FIELDS = {"lowvram", "medvram", "force_fp16", "no_half", "demo_models"}
-_INT_FIELDS = {"max_loaded_models"}
+_INT_FIELDS = {"max_loaded_models", "preview_every"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -92,3 +94,22 @@ def _read_file(path: Path) -> dict[str, Any]:
         logging.getLogger(__name__).warning("ignoring settings file %s: %s", path, exc)
         return {}
     return data if isinstance(data, dict) else {}
+
+
+SAVED_FIELDS = ("outputs_dir", "filename_pattern", "preview_every", "default_preset", "default_model", "lowvram",
+                "medvram", "force_fp16", "no_half", "offload", "max_loaded_models")
+
+
+def save_settings_file(path: Path, values: dict[str, Any]) -> Path:
+    """Merge `values` into the settings file (atomically); unknown keys are refused by name."""
+    unknown = sorted(set(values) - set(SAVED_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown setting {unknown[0]!r} (saved settings: {', '.join(SAVED_FIELDS)})")
+    path = Path(path)
+    current = _read_file(path)
+    current.update({k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,148 @@
+"""Assemble the web UI: the top bar, the tabs, and the wiring between them (send-to, PNG Info -> txt2img)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+from app.generation.infotext import Infotext
+from app.ui.context import UIContext
+from app.ui.controls import defaults_update
+from app.ui.tabs.generation import GenerationTab, build_generation_tab
+from app.ui.tabs.models import build_models_tab
+from app.ui.tabs.pnginfo import build_pnginfo_tab
+from app.ui.tabs.settings import build_settings_tab
+from app.ui.tabs.upscale import build_upscale_tab, upscaler_names
+from app.ui.topbar import build_top_bar, memory_html
+
+CSS_FILE = Path(__file__).with_name("style.css")
+TAB_IDS = ("txt2img", "img2img", "inpaint", "upscale", "pnginfo", "models", "settings")
+
+
+def build_ui(context: UIContext) -> gr.Blocks:
+    with gr.Blocks(title="Easel") as ui:
+        top = build_top_bar(context)
+        with gr.Tabs(elem_id="tabs") as tabs:
+            gen: dict[str, GenerationTab] = {}
+            for task in ("txt2img", "img2img", "inpaint"):
+                with gr.Tab(task, id=task, elem_id=f"tab_{task}"):
+                    gen[task] = build_generation_tab(task, context, top)
+            with gr.Tab("Upscale", id="upscale", elem_id="tab_upscale"):
+                upscale = build_upscale_tab(context, top)
+            with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
+                pnginfo = build_pnginfo_tab()
+            with gr.Tab("Models", id="models", elem_id="tab_models"):
+                models = build_models_tab(context)
+            with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
+                build_settings_tab(context)
+        if context.preset_errors:
+            gr.Markdown("\n".join(f"⚠️ preset skipped: {e}" for e in context.preset_errors))
+        _wire_models(ui, context, top, gen, upscale, models)
+        _wire_send_to(tabs, gen, upscale)
+        _wire_pnginfo(tabs, pnginfo, gen["txt2img"])
+    return ui
+
+
+def _wire_models(ui, context: UIContext, top, gen: dict[str, GenerationTab], upscale: dict, models: dict) -> None:
+    default_outputs = [comp for t in gen.values() for comp in t.controls.default_components()]
+
+    def apply_defaults(model_name, preset_name):
+        update = {top.memory: memory_html(context, model_name)}
+        for t in gen.values():
+            update.update(defaults_update(t.controls, context, model_name, preset_name))
+        return update
+
+    def on_load(preset_name):
+        choices = context.model_choices()
+        try:
+            current = context.engine.resolve_model(None).name
+        except Exception:  # nothing ready: leave the dropdown empty
+            current = None
+        update = {top.model: gr.update(choices=choices, value=current),
+                  upscale["upscaler"]: gr.update(choices=upscaler_names(context), value="Lanczos")}
+        update.update(apply_defaults(current, preset_name))
+        update.update(models["load"]())
+        return update
+
+    def on_refresh(model_name):
+        choices = context.model_choices(refresh=True)
+        names = [name for _, name in choices]
+        return gr.update(choices=choices, value=model_name if model_name in names else (names[0] if names else None))
+
+    load_outputs = [top.model, top.memory, upscale["upscaler"], models["table"], models["device"], *default_outputs]
+    ui.load(on_load, inputs=top.preset, outputs=load_outputs, api_visibility="undocumented")
+    top.refresh.click(on_refresh, inputs=top.model, outputs=top.model, api_visibility="undocumented")
+    for trigger in (top.model.input, top.preset.input):
+        trigger(apply_defaults, inputs=[top.model, top.preset], outputs=[top.memory, *default_outputs],
+                api_visibility="undocumented")
+
+
+def _selected_image(paths: list[str], index: int):
+    if not paths:
+        raise gr.Error("Generate an image first.")
+    path = paths[index if 0 <= index < len(paths) else 0]
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def _wire_send_to(tabs, gen: dict[str, GenerationTab], upscale: dict) -> None:
+    for t in gen.values():
+        r = t.results
+        r.send_img2img.click(lambda p, i: (_selected_image(p, i), gr.Tabs(selected="img2img")),
+                             inputs=[r.paths, r.selected], outputs=[gen["img2img"].extra["image"], tabs],
+                             api_visibility="undocumented")
+        r.send_inpaint.click(lambda p, i: ({"background": _selected_image(p, i), "layers": [], "composite": None},
+                                           gr.Tabs(selected="inpaint")),
+                             inputs=[r.paths, r.selected], outputs=[gen["inpaint"].extra["editor"], tabs],
+                             api_visibility="undocumented")
+        r.send_upscale.click(lambda p, i: (_selected_image(p, i), gr.Tabs(selected="upscale")),
+                             inputs=[r.paths, r.selected], outputs=[upscale["image"], tabs],
+                             api_visibility="undocumented")
+        # the prompt travels with the picture, as in Forge
+        for target in ("img2img", "inpaint"):
+            if target != t.task:
+                button = r.send_img2img if target == "img2img" else r.send_inpaint
+                button.click(lambda prompt, neg: (prompt, neg), inputs=[t.controls.prompt, t.controls.negative_prompt],
+                             outputs=[gen[target].controls.prompt, gen[target].controls.negative_prompt],
+                             api_visibility="undocumented")
+
+
+def _wire_pnginfo(tabs, pnginfo: dict, txt2img: GenerationTab) -> None:
+    c = txt2img.controls
+
+    def send(info: Infotext | None):
+        if info is None:
+            raise gr.Error("No parameters to send: drop an image with generation parameters first.")
+        return {**infotext_to_controls(info, c), tabs: gr.Tabs(selected="txt2img")}
+
+    pnginfo["send"].click(send, inputs=pnginfo["parsed"],
+                          outputs=[c.prompt, c.negative_prompt, c.steps, c.cfg_scale, c.guidance, c.width, c.height,
+                                   c.seed, tabs], api_visibility="undocumented")
+
+
+def infotext_to_controls(info: Infotext, c) -> dict:
+    """Every txt2img field the infotext knows (A1111/Forge keys), leaving the others as they are."""
+    p = info.params
+    update = {c.prompt: info.prompt, c.negative_prompt: info.negative_prompt}
+
+    def number(key, cast=float):
+        try:
+            return cast(p[key])
+        except (KeyError, ValueError):
+            return None
+
+    for key, comp, cast in (("Steps", c.steps, int), ("CFG scale", c.cfg_scale, float),
+                            ("Distilled CFG Scale", c.guidance, float), ("Seed", c.seed, int)):
+        value = number(key, cast)
+        if value is not None:
+            update[comp] = value
+    size = p.get("Size", "")
+    if "x" in size:
+        try:
+            w, h = (int(v) for v in size.split("x", 1))
+            update[c.width], update[c.height] = w, h
+        except ValueError:
+            pass
+    return update

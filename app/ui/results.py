@@ -1,0 +1,141 @@
+"""The right-hand column of a generation tab: progress, live preview, gallery, infotext, send-to buttons,
+Interrupt and Skip. `stream_job` runs a request through the engine and yields updates for it."""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gradio as gr
+
+from app.engine.jobs import DONE, FAILED, INTERRUPTED, QUEUED
+from app.errors import EaselError
+from app.ui.context import UIContext
+
+POLL_SECONDS = 0.2
+
+
+@dataclass
+class ResultsPanel:
+    progress: gr.HTML
+    gallery: gr.Gallery
+    generate: gr.Button
+    interrupt: gr.Button
+    skip: gr.Button
+    infotext: gr.Textbox
+    send_img2img: gr.Button
+    send_inpaint: gr.Button
+    send_upscale: gr.Button
+    job_id: gr.State
+    paths: gr.State  # saved file paths of the gallery, in order
+    infotexts: gr.State
+    seeds: gr.State
+    selected: gr.State  # index of the selected gallery image
+
+
+def build_results_panel(prefix: str) -> ResultsPanel:
+    with gr.Row(elem_classes=["generate-row"]):
+        generate = gr.Button("Generate", variant="primary", size="lg", elem_id=f"{prefix}_generate", scale=3)
+        interrupt = gr.Button("Interrupt", elem_id=f"{prefix}_interrupt", scale=1, min_width=80)
+        skip = gr.Button("Skip", elem_id=f"{prefix}_skip", scale=1, min_width=60)
+    progress = gr.HTML(progress_html(None), elem_id=f"{prefix}_progress", elem_classes=["job-progress"])
+    gallery = gr.Gallery(label="Output", format="png", columns=2, height=520, preview=True, object_fit="contain",
+                         interactive=False, elem_id=f"{prefix}_gallery", show_label=False)
+    with gr.Row(elem_classes=["send-row"]):
+        send_img2img = gr.Button("Send to img2img", size="sm", elem_id=f"{prefix}_send_img2img")
+        send_inpaint = gr.Button("Send to inpaint", size="sm", elem_id=f"{prefix}_send_inpaint")
+        send_upscale = gr.Button("Send to upscale", size="sm", elem_id=f"{prefix}_send_upscale")
+    infotext = gr.Textbox(label="Generation parameters", lines=4, interactive=False, buttons=["copy"],
+                          elem_id=f"{prefix}_infotext")
+    panel = ResultsPanel(progress, gallery, generate, interrupt, skip, infotext, send_img2img, send_inpaint,
+                         send_upscale, gr.State(None), gr.State([]), gr.State([]), gr.State([]), gr.State(0))
+    gallery.select(_on_select, inputs=[panel.infotexts], outputs=[infotext, panel.selected], show_progress="hidden",
+                   api_visibility="undocumented")
+    return panel
+
+
+def _on_select(infotexts: list[str], evt: gr.SelectData):
+    index = evt.index if isinstance(evt.index, int) else 0
+    text = infotexts[index] if infotexts and 0 <= index < len(infotexts) else ""
+    return text, index
+
+
+def wire_cancel_buttons(panel: ResultsPanel, context: UIContext) -> None:
+    """Interrupt / Skip act on this browser tab's own job, through the engine's per-job cancel token."""
+
+    def interrupt(job_id):
+        job = context.engine.job(job_id)
+        if job:
+            job.cancel.interrupt()
+
+    def skip(job_id):
+        job = context.engine.job(job_id)
+        if job:
+            job.cancel.skip()
+
+    panel.interrupt.click(interrupt, inputs=[panel.job_id], outputs=None, show_progress="hidden", queue=False,
+                          api_visibility="undocumented")
+    panel.skip.click(skip, inputs=[panel.job_id], outputs=None, show_progress="hidden", queue=False,
+                     api_visibility="undocumented")
+
+
+def stream_job(context: UIContext, panel: ResultsPanel, make_request: Callable[[dict], Any]):
+    """A generator event handler: validate, submit, then yield progress/preview until the job ends."""
+
+    def run(data: dict):
+        try:
+            request = make_request(data)
+            job = context.engine.submit(request)
+        except EaselError as exc:
+            raise gr.Error(str(exc), duration=8) from None
+        yield {panel.job_id: job.id, panel.progress: progress_html(job, context.engine.queue_position(job))}
+        last_preview = None
+        while not job.finished:
+            time.sleep(POLL_SECONDS)
+            p = job.progress
+            update = {panel.progress: progress_html(job, context.engine.queue_position(job))}
+            if p.preview is not None and p.preview is not last_preview:
+                last_preview = p.preview
+                update[panel.gallery] = [(p.preview, "preview")]
+            yield update
+        try:
+            result = job.result()
+        except EaselError as exc:
+            yield {panel.progress: progress_html(job, -1)}
+            raise gr.Error(str(exc), duration=10) from None
+        paths = [str(p) for p in result.paths]
+        items = [(p, f"seed {s}") for p, s in zip(paths, result.seeds)] if paths else \
+                [(im, f"seed {s}") for im, s in zip(result.images, result.seeds)]
+        notes = "".join(f"<div class='warn'>{html.escape(w)}</div>" for w in result.warnings)
+        yield {
+            panel.gallery: items,
+            panel.paths: paths,
+            panel.infotexts: list(result.infotexts),
+            panel.seeds: list(result.seeds),
+            panel.selected: 0,
+            panel.infotext: result.infotexts[0] if result.infotexts else "",
+            panel.progress: progress_html(job, -1, seconds=result.seconds, count=len(result.images)) + notes,
+        }
+
+    return run
+
+
+def progress_html(job, position: int = -1, *, seconds: float | None = None, count: int | None = None) -> str:
+    if job is None:
+        return "<div class='progress idle'>Ready</div>"
+    p = job.progress
+    if p.state == QUEUED:
+        ahead = max(0, position)
+        return f"<div class='progress queued'>Queued · {ahead} job(s) ahead</div>"
+    if p.state in (DONE, INTERRUPTED, FAILED):
+        word = {DONE: "Done", INTERRUPTED: "Interrupted", FAILED: "Failed"}[p.state]
+        extra = f" · {count} image(s) in {seconds:.1f} s" if seconds is not None else ""
+        msg = f" · {html.escape(p.message)}" if p.message else ""
+        return f"<div class='progress {p.state}'>{word}{extra}{msg}</div>"
+    pct = int(round(p.fraction * 100))
+    eta = f" · ETA {p.eta_seconds:.1f} s" if p.eta_seconds is not None else ""
+    batch = f"batch {p.batch + 1}/{p.total_batches} · " if p.total_batches > 1 else ""
+    return (f"<div class='progress running'><div class='bar' style='width:{pct}%'></div>"
+            f"<span>{batch}step {p.step}/{p.total_steps} · {pct}%{eta}</span></div>")

@@ -1,0 +1,113 @@
+"""Every tab's main action through gradio_client, as a script or another program would call it.
+
+Endpoint inputs follow the order the controls are created in (Gradio sorts a set of inputs by
+component id): checkpoint, preset, prompt, negative prompt, [task inputs], style, steps, CFG,
+distilled CFG, width, height, seed, batch count, batch size.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from app.generation.infotext import read_image_metadata
+
+MODEL = "easel-demo-flux"
+
+
+@pytest.fixture(scope="module")
+def client(live_ui):
+    url, _ = live_ui
+    return Client(url, verbose=False)
+
+
+def params(steps=2, width=64, height=64, seed=11, count=1, size=1):
+    return ["None", steps, 1.0, 3.5, width, height, seed, count, size]
+
+
+def test_txt2img_makes_pngs_that_keep_their_infotext(client):
+    status, gallery, infotext = client.predict(MODEL, "Balanced", "a red circle", "", *params(width=96, size=2),
+                                               api_name="/txt2img")
+    assert "Done" in status and len(gallery) == 2
+    with Image.open(gallery[1]["image"]) as im:
+        assert im.size == (96, 64)
+        assert read_image_metadata(im).infotext.params["Seed"] == "12"
+    assert infotext.startswith("a red circle\n") and "Seed: 11" in infotext
+
+
+def test_style_from_the_preset_wraps_the_prompt(client):
+    status, gallery, infotext = client.predict(MODEL, "Balanced", "a fox", "", "Watercolor", *params()[1:],
+                                               api_name="/txt2img")
+    assert infotext.startswith("watercolor painting of a fox, soft washes")
+
+
+def test_img2img_and_inpaint(client, tmp_path):
+    src = Image.new("RGB", (64, 64), (30, 140, 220))
+    src.save(tmp_path / "src.png")
+    status, gallery, infotext = client.predict(MODEL, "Balanced", "a tree", "", handle_file(str(tmp_path / "src.png")),
+                                               0.5, "just-resize", *params(), api_name="/img2img")
+    assert "Denoising strength: 0.5" in infotext and len(gallery) == 1
+
+    layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    layer.paste((255, 255, 255, 255), (16, 16, 48, 48))
+    layer.save(tmp_path / "layer.png")
+    editor = {"background": handle_file(str(tmp_path / "src.png")), "layers": [handle_file(str(tmp_path / "layer.png"))],
+              "composite": None}
+    status, gallery, infotext = client.predict(MODEL, "Balanced", "a red square", "", editor, 1.0, "just-resize", 2,
+                                               "original", False, 32, False, *params(), api_name="/inpaint")
+    with Image.open(gallery[0]["image"]) as im:
+        out = np.asarray(im.convert("RGB"))
+    assert (out[2, 2] == (30, 140, 220)).all()  # outside the painted area: untouched
+    assert np.abs(out[32, 32].astype(int) - (30, 140, 220)).sum() > 30  # inside: repainted
+    assert "Mask blur: 2" in infotext
+
+
+def test_inpaint_without_a_mask_says_what_to_do(client, tmp_path):
+    Image.new("RGB", (64, 64), (0, 0, 0)).save(tmp_path / "black.png")
+    editor = {"background": handle_file(str(tmp_path / "black.png")), "layers": [], "composite": None}
+    with pytest.raises(Exception) as err:
+        client.predict(MODEL, "Balanced", "x", "", editor, 1.0, "just-resize", 2, "original", False, 32, False,
+                       *params(), api_name="/inpaint")
+    assert "paint over the area" in str(err.value)
+
+
+def test_upscale_with_lanczos(client, tmp_path):
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(tmp_path / "small.png")
+    path, status = client.predict(MODEL, handle_file(str(tmp_path / "small.png")), "Lanczos", 2, False, "", 0.25, 4,
+                                  512, 64, api_name="/upscale")
+    with Image.open(path) as im:
+        assert im.size == (80, 60)
+        assert "Postprocess upscaler: Lanczos" in read_image_metadata(im).infotext.prompt + str(im.info)
+
+
+def test_png_info_reads_a1111_parameters(client, tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", "a castle\nNegative prompt: fog\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 5, "
+                                "Size: 512x512, Model: flux1-dev, Distilled CFG Scale: 3.5")
+    Image.new("RGB", (8, 8)).save(tmp_path / "a1111.png", pnginfo=info)
+    html, text = client.predict(handle_file(str(tmp_path / "a1111.png")), api_name="/png_info")[:2]
+    assert "a castle" in html and "Distilled CFG Scale" in html and "Steps: 20" in text
+
+
+def test_models_tab_lists_the_catalog(client):
+    table, device = client.predict(api_name="/models_refresh")
+    rows = table["data"] if isinstance(table, dict) else table
+    names = [row[0] for row in rows]
+    assert any(n.startswith("easel-demo-flux") for n in names) and any(n.startswith("easel-demo-sd3") for n in names)
+    assert "Device" in device
+
+
+def test_settings_are_saved_to_the_settings_file(client, live_ui):
+    _, settings = live_ui
+    status = client.predict(str(settings.outputs_dir), "[number]-[date]-[seed]", 3, "Speed", "medvram", "auto", "auto",
+                            api_name="/settings_save")
+    saved = json.loads(settings.settings_file.read_text())
+    assert saved["filename_pattern"] == "[number]-[date]-[seed]" and saved["medvram"] is True
+    assert saved["default_preset"] == "Speed" and "Saved" in status
+    with pytest.raises(Exception) as err:
+        client.predict(str(settings.outputs_dir), "[nope]", 3, "Speed", "auto", "auto", "auto", api_name="/settings_save")
+    assert "nope" in str(err.value)
