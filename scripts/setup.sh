@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Set up Easel's virtual environment in .venv (idempotent; fast when already done).
 # Reuses a torch that is already installed: if the system Python has torch (a CUDA or MPS build, say),
-# the environment sees it instead of downloading another. Otherwise installs torch $EASEL_TORCH_VERSION.
+# the environment sees it instead of downloading another, and torchvision is added to match it.
+# Otherwise installs torch $EASEL_TORCH_VERSION with torchvision $EASEL_TORCHVISION_VERSION (spandrel,
+# which loads upscaler files, needs torchvision, and torchvision must match torch exactly).
 # Usage: scripts/setup.sh [--test]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
+TORCH="${EASEL_TORCH_VERSION:-2.14.1}"
+TORCHVISION="${EASEL_TORCHVISION_VERSION:-0.29.1}"
 extras=""
 [ "${1:-}" = "--test" ] && extras="[test]"
 
@@ -19,8 +23,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 VPY=.venv/bin/python
 if ! "$VPY" -c "import torch" 2>/dev/null; then
-  echo "setup: installing torch ${EASEL_TORCH_VERSION:-2.13.0}"
-  "$VPY" -m pip install -q "torch==${EASEL_TORCH_VERSION:-2.13.0}"
+  echo "setup: installing torch $TORCH and torchvision $TORCHVISION"
+  "$VPY" -m pip install -q "torch==$TORCH" "torchvision==$TORCHVISION"
+elif ! "$VPY" -c "import torchvision" 2>/dev/null; then
+  installed=$("$VPY" -c 'import torch; print(torch.__version__.split("+")[0])')
+  echo "setup: adding the torchvision that matches torch $installed"
+  "$VPY" -m pip install -q "torchvision" "torch==$installed"
 fi
 stamp=".venv/.easel-installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then

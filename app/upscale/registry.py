@@ -6,11 +6,10 @@ exactly that size. The built-ins are Pillow resamplers:
 - "None": no upscaler; the image comes back unchanged (A1111's Extras tab does the same).
 - "Lanczos", "Nearest": Pillow's resampling filters.
 
-Extension point: upscaler model files (ESRGAN, SwinIR, DAT ... loaded with spandrel) will be listed by
-`_model_upscalers(catalog_scan)`, one `Upscaler` per usable file of kind "upscaler" in the catalog,
-whose `run` loads the file (weights only, never unpickled code), runs it tiled on the engine's device
-and resizes the result to the asked size. Until that loader exists it lists nothing, so every name
-returned by `available_upscalers` can be run.
+Upscaler model files (ESRGAN, SwinIR, DAT ... loaded with spandrel, see app/upscale/models.py) are
+listed by `_model_upscalers(catalog_scan, models)`, one `Upscaler` per usable file of kind "upscaler"
+in the catalog, whose `run` loads the file (weights only, never unpickled code), runs it tiled and
+resizes the result to the asked size.
 """
 
 from __future__ import annotations
@@ -67,14 +66,32 @@ BUILTIN_UPSCALERS = (
 )
 
 
-def available_upscalers(catalog_scan=None) -> list[Upscaler]:
-    """The built-ins, then the upscaler model files of `catalog_scan` (a CatalogScan) Easel can run."""
-    return [*BUILTIN_UPSCALERS, *_model_upscalers(catalog_scan)]
+def available_upscalers(catalog_scan=None, models=None) -> list[Upscaler]:
+    """The built-ins, then the upscaler model files of `catalog_scan` (a CatalogScan), run by `models`
+    (an UpscalerModels; one is made when not given)."""
+    return [*BUILTIN_UPSCALERS, *_model_upscalers(catalog_scan, models)]
 
 
-def _model_upscalers(catalog_scan) -> list[Upscaler]:
-    """Upscalers from model files: none yet (see the module docstring for what goes here)."""
-    return []
+def _model_upscalers(catalog_scan, models) -> list[Upscaler]:
+    """One Upscaler per usable upscaler file in the catalog, named by its file name without extension."""
+    if catalog_scan is None:
+        return []
+    files = catalog_scan.files_of_kind("upscaler")
+    if not files:
+        return []
+    if models is None:
+        from app.upscale.models import UpscalerModels
+
+        models = UpscalerModels()
+    out = []
+    for found in files:
+        path = found.path
+
+        def run(image: Image.Image, size: tuple[int, int], path=path) -> Image.Image:
+            return models.upscale(path, image, size)
+
+        out.append(Upscaler(name=path.stem, run=run, model_name=path.stem, model_path=str(path)))
+    return out
 
 
 def find_upscaler(name: str, upscalers: Sequence[Upscaler]) -> Upscaler:

@@ -20,7 +20,7 @@ from app.api.schemas import (
 )
 from app.errors import InvalidRequest
 from app.generation.infotext import PARAMETERS_CHUNK, format_infotext, read_image_metadata
-from app.upscale import MAX_OUTPUT_SIDE, UnknownUpscaler, Upscaler, available_upscalers, find_upscaler, target_size
+from app.upscale import MAX_OUTPUT_SIDE, UnknownUpscaler, Upscaler, find_upscaler, target_size
 
 _NONE = "none"
 
@@ -76,7 +76,7 @@ class _Plan:
 
     @classmethod
     def of(cls, ctx: ApiContext, body: ExtrasBase) -> _Plan:
-        upscalers = available_upscalers(ctx.engine.catalog())
+        upscalers = ctx.engine.upscalers()
         first = _find(body.upscaler_1, "upscaler_1", upscalers)
         second = None
         if body.extras_upscaler_2_visibility > 0 and (body.upscaler_2 or _NONE).lower() != _NONE:

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Body
 from app.api.context import ApiContext
 from app.api.schemas import LoraItem, SamplerItem, SchedulerItem, SDModelItem, SDVaeItem, UpscalerItem
 from app.errors import EaselError
-from app.upscale import available_upscalers
 
 # FLUX.1 and SD3.5 are flow-matching models: diffusers' FlowMatchEulerDiscreteScheduler is their sampler.
 SAMPLERS = [{"name": "Euler", "aliases": ["euler", "k_euler", "flow_match_euler"],
@@ -79,7 +78,7 @@ def models_router(ctx: ApiContext) -> APIRouter:
     @router.get("/upscalers", response_model=list[UpscalerItem])
     def upscalers() -> list[dict[str, Any]]:
         return [{"name": u.name, "model_name": u.model_name, "model_path": u.model_path, "model_url": None,
-                 "scale": u.scale} for u in available_upscalers(_scan(ctx))]
+                 "scale": u.scale} for u in ctx.engine.upscalers()]
 
     @router.get("/loras", response_model=list[LoraItem])
     def loras() -> list[dict[str, Any]]:

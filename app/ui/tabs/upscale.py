@@ -9,9 +9,7 @@ from app.ui.context import UIContext
 
 
 def upscaler_names(context: UIContext) -> list[str]:
-    from app.upscale.registry import available_upscalers
-
-    return [u.name for u in available_upscalers(context.engine.catalog())]
+    return [u.name for u in context.engine.upscalers()]
 
 
 def build_upscale_tab(context: UIContext, top) -> dict:
@@ -39,13 +37,13 @@ def build_upscale_tab(context: UIContext, top) -> dict:
                               elem_id="upscale_output")
 
     def do_upscale(data, progress=gr.Progress()):
-        from app.upscale.registry import available_upscalers, upscale
+        from app.upscale.registry import upscale
 
         src = data[image]
         if src is None:
             raise gr.Error("Drop an image to upscale first.")
         try:
-            result = upscale(src, data[upscaler], scale=float(data[scale]), upscalers=available_upscalers(context.engine.catalog()))
+            result = upscale(src, data[upscaler], scale=float(data[scale]), upscalers=context.engine.upscalers())
             note = f"{data[upscaler]}: {src.width}x{src.height} → {result.width}x{result.height}"
             if data[refine]:
                 from app.upscale.refine import refine_tiled
