@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--nowebui", action="store_true", help="serve the API alone (port 7861 unless --port)")
     w.add_argument("--api-auth", help="user:password[,user2:password2]: HTTP Basic auth on every API route")
     w.add_argument("--cors-allow-origins", default="", help="comma-separated origins allowed to call the API")
+    w.add_argument("--enable-insecure-extension-access", action="store_true",
+                   help="allow installing/updating/removing extensions from the UI even with --listen/--share")
+
+    from app.extensions.cli import add_ext_parser
+
+    add_ext_parser(sub, [common])
 
     demo = sub.add_parser("demo", parents=[common], help="the embedded demo models")
     demo.add_argument("action", choices=["build"], help="build: (re)build the demo models into the models folder")
@@ -112,6 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return generate(settings, args)
         if args.command == "webui":
             return serve(settings, args)
+        if args.command == "ext":
+            from app.extensions.cli import ext_command
+
+            return ext_command(settings, args)
         if args.command == "demo":
             from app.demo.build import rebuild_demo_models
 
@@ -139,5 +149,6 @@ def serve(settings, args) -> int:
 
     auth = parse_gradio_auth(args.gradio_auth, args.gradio_auth_path)
     launch_webui(settings, host=host, port=args.port, share=args.share, auth=auth, api=args.api,
-                 api_auth=args.api_auth, cors=cors, preset=args.preset)
+                 api_auth=args.api_auth, cors=cors, preset=args.preset,
+                 insecure_extensions=args.enable_insecure_extension_access)
     return 0

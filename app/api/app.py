@@ -35,6 +35,7 @@ def create_api_router(
     *,
     auth: Mapping[str, str] | str | None = None,
     flags: Mapping[str, Any] | None = None,
+    extra_routers: Sequence[APIRouter] = (),
 ) -> APIRouter:
     """All /sdapi/v1 routes over `engine`, with HTTP Basic auth when `auth` (user -> password, or
     "user:pass,user2:pass2") is given. The app that includes it needs `install_error_handlers`."""
@@ -44,6 +45,8 @@ def create_api_router(
     router = APIRouter(prefix=API_PREFIX, dependencies=dependencies)
     for build in _ROUTERS:
         router.include_router(build(context))
+    for extra in extra_routers:  # extensions' routes: /sdapi/v1/ext/<name>/..., behind the same auth
+        router.include_router(extra)
     return router
 
 

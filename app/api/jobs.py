@@ -49,11 +49,6 @@ class JobTracker:
                 self._jobs.pop(job.id, None)
                 self._previews.pop(job.id, None)
 
-    def waiting_or_running(self) -> list[Job]:
-        """The API's jobs not finished yet, oldest first."""
-        with self._lock:
-            return [job for job in self._jobs.values() if not job.finished]
-
     def latest_preview(self, job: Job):
         with self._lock:
             return self._previews.get(job.id)

@@ -29,8 +29,10 @@ RECENT_JOBS_KEPT = 200
 
 
 class Engine:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, hooks=None):
+        """`hooks`: an ExtensionManager (adjust_request, step_end, image_saved, upscalers) or None."""
         self.settings = settings
+        self._hooks = hooks
         self._overrides = settings.memory_overrides()  # conflicting flags fail here, before any work
         self._catalog = None
         self._catalog_lock = threading.Lock()
@@ -38,7 +40,8 @@ class Engine:
         self._manager: ModelManager | None = None
         self._store = None
         self._worker = Worker(self._run)
-        self._recent_jobs: OrderedDict[int, Job] = OrderedDict()  # for front ends that hold only a job id
+        self._recent_jobs: OrderedDict[int, Job] = OrderedDict()
+        self._upscaler_models = None  # for front ends that hold only a job id
 
     # -- what is on disk -------------------------------------------------------------------------------
     def catalog(self, refresh: bool = False):
@@ -52,9 +55,10 @@ class Engine:
         from app.catalog.scan import scan_models
 
         if self.settings.demo_models:
-            from app.demo.build import ensure_demo_models
+            from app.demo.build import ensure_demo_models, shipped_demo_models
 
-            ensure_demo_models(self.settings.models_dir)
+            if not shipped_demo_models(self.settings.models_dir):  # the trained demos were removed
+                ensure_demo_models(self.settings.models_dir)
         return scan_models([self.settings.models_dir], hf_cache=self.settings.hf_cache_dir,
                            extra_paths_file=self.settings.extra_model_paths_file)
 
@@ -89,6 +93,8 @@ class Engine:
     # -- jobs ------------------------------------------------------------------------------------------
     def submit(self, request: GenerationRequest) -> Job:
         """Queue a job (FIFO). The model name is checked now, so an unknown one fails before queueing."""
+        if self._hooks is not None:  # extensions see (and may adjust) the request before it is checked
+            request = self._hooks.adjust_request(request)
         self.resolve_model(request.model)
         job = Job(request)
         self._recent_jobs[job.id] = job
@@ -135,6 +141,19 @@ class Engine:
         if current:
             current.cancel.skip()
 
+    def upscalers(self) -> list:
+        """Built-in resamplers and the upscaler model files found; model ones run on the worker thread."""
+        from app.upscale.registry import available_upscalers
+
+        if self._upscaler_models is None:
+            from app.upscale.models import UpscalerModels
+
+            self._upscaler_models = UpscalerModels(device=self.device.torch_device, run_exclusive=self._worker.call)
+        found = available_upscalers(self.catalog(), self._upscaler_models)
+        if self._hooks is not None:
+            found.extend(self._hooks.upscalers())
+        return found
+
     def save_extra(self, image, *, task: str, infotext: str, seed: int = 0) -> Path:
         """Save a picture made outside a generation job (upscales, grids) with its infotext."""
         return self._get_store().save(image, task=task, infotext=infotext, seed=seed)
@@ -165,11 +184,12 @@ class Engine:
         if self._store is None:
             from app.generation.outputs import OutputStore
 
-            self._store = OutputStore(Path(self.settings.outputs_dir), self.settings.filename_pattern)
+            self._store = OutputStore(Path(self.settings.outputs_dir), self.settings.filename_pattern,
+                                      on_saved=self._hooks.image_saved if self._hooks else None)
         return self._store
 
     def _run(self, job: Job) -> GenerationResult:
         entry = self.resolve_model(job.request.model)
         loaded = self._get_manager().get(entry)
         previewer = loaded.previewer if job.request.preview_every else None
-        return run_job(job, loaded, self._get_store(), previewer=previewer)
+        return run_job(job, loaded, self._get_store(), previewer=previewer, hooks=self._hooks)

@@ -70,12 +70,13 @@ class StepReporter:
     """callback_on_step_end: reports progress, makes previews, and stops the pipeline when asked."""
 
     def __init__(self, job: Job, *, total_steps: int, batch: int, previewer, preview_every: int,
-                 geometry: Geometry, family_name: str, vae_config):
+                 geometry: Geometry, family_name: str, vae_config, hooks=None):
         self.job, self.total_steps, self.batch = job, total_steps, batch
         self.previewer, self.preview_every = previewer, preview_every
         self.geometry, self.family_name, self.vae_config = geometry, family_name, vae_config
         self.started = time.perf_counter()
         self.steps_run = 0
+        self.hooks = hooks
 
     def __call__(self, pipe, step: int, timestep, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
         self.steps_run += 1
@@ -88,6 +89,8 @@ class StepReporter:
         self.job.report(Progress(job_id=self.job.id, state=RUNNING, step=done, total_steps=self.total_steps,
                                  batch=self.batch, total_batches=self.job.request.batch_count,
                                  eta_seconds=eta, preview=preview))
+        if self.hooks is not None:  # never raises: a failing extension is recorded and skipped
+            self.hooks.step_end(self.job, done, self.total_steps, callback_kwargs.get("latents"))
         if self.job.cancel.stop_current_batch():
             pipe._interrupt = True  # diffusers' documented way to stop a pipeline from a callback
         return {}
@@ -108,7 +111,7 @@ class StepReporter:
             return None
 
 
-def run_job(job: Job, loaded, store, *, previewer=None) -> GenerationResult:
+def run_job(job: Job, loaded, store, *, previewer=None, hooks=None) -> GenerationResult:
     """Make every image of `job` on `loaded` (a LoadedModel); save them when the request says so."""
     request = job.request
     family, entry = loaded.family, loaded.entry
@@ -152,7 +155,7 @@ def run_job(job: Job, loaded, store, *, previewer=None) -> GenerationResult:
             images = [init_image.copy() for _ in seeds]
         else:
             images = _run_pipeline(job, pipe, kwargs, seeds, batch, effective_steps, previewer, geometry,
-                                   family.name, request.preview_every)
+                                   family.name, request.preview_every, hooks)
         for image, seed in zip(images, seeds):
             if mask is not None:
                 image = paste_unmasked(image, init_image, mask)
@@ -171,12 +174,13 @@ def run_job(job: Job, loaded, store, *, previewer=None) -> GenerationResult:
     return result
 
 
-def _run_pipeline(job, pipe, kwargs, seeds, batch, total_steps, previewer, geometry, family_name, preview_every):
+def _run_pipeline(job, pipe, kwargs, seeds, batch, total_steps, previewer, geometry, family_name, preview_every,
+                  hooks=None):
     import torch
 
     reporter = StepReporter(job, total_steps=total_steps, batch=batch, previewer=previewer,
                             preview_every=preview_every, geometry=geometry, family_name=family_name,
-                            vae_config=pipe.vae.config)
+                            vae_config=pipe.vae.config, hooks=hooks)
     # CPU generators: a seed gives the same noise on any device, and image i depends only on seeds[i].
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     with torch.inference_mode():

@@ -13,7 +13,7 @@ import os
 import re
 import string
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -55,10 +55,12 @@ class OutputStore:
     [datetime] (YYYYMMDDHHMMSS), [prompt_words] (the first words of the prompt).
     """
 
-    def __init__(self, root: Path, filename_pattern: str = DEFAULT_PATTERN):
+    def __init__(self, root: Path, filename_pattern: str = DEFAULT_PATTERN,
+                 on_saved: Callable[[Path, str], None] | None = None):
         self.root = Path(root)
         self.filename_pattern = filename_pattern
         self._parts = _parse_pattern(filename_pattern)
+        self._on_saved = on_saved  # told (path, infotext) once the file is complete under its name
 
     def folder_for(self, task: str, when: datetime) -> Path:
         if task not in TASKS:
@@ -94,6 +96,8 @@ class OutputStore:
         finally:
             temp.unlink(missing_ok=True)
         _fsync_directory(folder)
+        if self._on_saved is not None:
+            self._on_saved(final, infotext)
         return final
 
     def _claim_name(self, temp: Path, folder: Path, values: Mapping[str, str]) -> Path:

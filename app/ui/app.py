@@ -7,6 +7,9 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
+from app.extensions.facade import EaselFacade
+from app.extensions.gate import LOCAL, ChangeGate
+from app.extensions.ui import build_extension_tabs, build_extensions_tab, build_ui_sections, generation_tab_handle
 from app.generation.infotext import Infotext
 from app.ui.context import UIContext
 from app.ui.controls import defaults_update
@@ -18,10 +21,13 @@ from app.ui.tabs.upscale import build_upscale_tab, upscaler_names
 from app.ui.topbar import build_top_bar, memory_html
 
 CSS_FILE = Path(__file__).with_name("style.css")
-TAB_IDS = ("txt2img", "img2img", "inpaint", "upscale", "pnginfo", "models", "settings")
+TAB_IDS = ("txt2img", "img2img", "inpaint", "upscale", "pnginfo", "models", "settings", "extensions")
 
 
-def build_ui(context: UIContext) -> gr.Blocks:
+def build_ui(context: UIContext, extensions=None, gate: ChangeGate = LOCAL) -> gr.Blocks:
+    """The whole UI. `extensions` (an ExtensionManager) adds sections, tabs and the Extensions tab;
+    `gate` says whether that tab may install, update or remove (not when others can reach the UI)."""
+    easel = EaselFacade(context.engine, context.settings, context.presets)
     with gr.Blocks(title="Easel") as ui:
         top = build_top_bar(context)
         with gr.Tabs(elem_id="tabs") as tabs:
@@ -29,6 +35,8 @@ def build_ui(context: UIContext) -> gr.Blocks:
             for task in ("txt2img", "img2img", "inpaint"):
                 with gr.Tab(task, id=task, elem_id=f"tab_{task}"):
                     gen[task] = build_generation_tab(task, context, top)
+                    if extensions is not None:
+                        build_ui_sections(extensions, generation_tab_handle(task, gen[task], top.model, easel))
             with gr.Tab("Upscale", id="upscale", elem_id="tab_upscale"):
                 upscale = build_upscale_tab(context, top)
             with gr.Tab("PNG Info", id="pnginfo", elem_id="tab_pnginfo"):
@@ -37,6 +45,10 @@ def build_ui(context: UIContext) -> gr.Blocks:
                 models = build_models_tab(context)
             with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
                 build_settings_tab(context)
+            if extensions is not None:
+                build_extension_tabs(extensions, easel)
+                with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
+                    build_extensions_tab(extensions, allow_changes=gate.allow_changes, reason=gate.reason)
         if context.preset_errors:
             gr.Markdown("\n".join(f"⚠️ preset skipped: {e}" for e in context.preset_errors))
         _wire_models(ui, context, top, gen, upscale, models)

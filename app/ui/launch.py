@@ -43,22 +43,28 @@ def reachable_by_others(host: str, share: bool) -> bool:
 
 
 def launch_webui(settings: Settings, *, host: str, port: int, share: bool, auth: list[tuple[str, str]],
-                 api: bool, api_auth: str | None, cors: list[str], preset: str | None, block: bool = True):
+                 api: bool, api_auth: str | None, cors: list[str], preset: str | None, block: bool = True,
+                 insecure_extensions: bool = False):
     """Serve the UI; returns (blocks, app, local_url) when block=False (tests)."""
     import gradio as gr
 
     from app.engine.engine import Engine
+    from app.extensions.facade import EaselFacade
+    from app.extensions.gate import gate_for_server
+    from app.extensions.manager import ExtensionManager
     from app.ui.app import CSS_FILE, build_ui
     from app.ui.context import UIContext
 
-    engine = Engine(settings)
+    extensions = ExtensionManager.from_settings(settings)
+    engine = Engine(settings, hooks=extensions)
     context = UIContext.create(engine, settings, PRESETS_DIR)
+    context.presets.update(extensions.presets())
     if preset:
         if preset not in context.presets:
             raise ValueError(f"--preset: no preset named {preset!r} (available: {', '.join(context.presets) or 'none'})")
         context.settings = _with_preset(settings, preset)
     threading.Thread(target=_warm_up, args=(engine,), name="easel-warm-up", daemon=True).start()
-    ui = build_ui(context)
+    ui = build_ui(context, extensions, gate_for_server(host, share, insecure_extensions))
     ui.queue(default_concurrency_limit=None)
     theme = gr.themes.Default(primary_hue="orange", neutral_hue="slate", radius_size="sm", spacing_size="sm")
     app, local_url, share_url = ui.launch(
@@ -69,7 +75,9 @@ def launch_webui(settings: Settings, *, host: str, port: int, share: bool, auth:
         from app.api.errors import install_error_handlers
 
         install_error_handlers(app)
-        app.include_router(create_api_router(engine, settings, auth=api_auth, flags={"cors_allow_origins": cors}))
+        easel = EaselFacade(engine, settings, context.presets)
+        app.include_router(create_api_router(engine, settings, auth=api_auth, flags={"cors_allow_origins": cors},
+                                             extra_routers=[extensions.api_router(easel)]))
         print(f"API: {local_url.rstrip('/')}/sdapi/v1 (docs at {local_url.rstrip('/')}/docs)", flush=True)
     print(f"Easel is running at {local_url}", flush=True)
     if share:

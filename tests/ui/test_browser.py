@@ -89,8 +89,8 @@ def test_interrupt_stops_a_long_job(page):
 
 
 def test_screenshots_of_every_tab(page):
-    for name in ["txt2img", "img2img", "inpaint", "Upscale", "PNG Info", "Models", "Settings"]:
+    for name in ["txt2img", "img2img", "inpaint", "Upscale", "PNG Info", "Models", "Settings", "Extensions"]:
         page.get_by_role("tab", name=name).click()
         page.wait_for_timeout(800)
         page.screenshot(path=str(ARTIFACTS / f"tab-{name.lower().replace(' ', '-')}.png"), full_page=True)
-    assert len(list(ARTIFACTS.glob("tab-*.png"))) == 7
+    assert len(list(ARTIFACTS.glob("tab-*.png"))) == 8

@@ -111,3 +111,11 @@ def test_settings_are_saved_to_the_settings_file(client, live_ui):
     with pytest.raises(Exception) as err:
         client.predict(str(settings.outputs_dir), "[nope]", 3, "Speed", "auto", "auto", "auto", api_name="/settings_save")
     assert "nope" in str(err.value)
+
+
+def test_api_is_served_beside_the_ui_with_api(live_ui):
+    import httpx
+
+    url, _ = live_ui
+    models = httpx.get(f"{url.rstrip('/')}/sdapi/v1/sd-models", timeout=30).json()
+    assert {m["model_name"] for m in models} >= {"easel-demo-flux", "easel-demo-sd3"}
