@@ -8,6 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
+if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+  echo "setup: Easel needs Python 3.10 or newer ($PY is $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.x" >&2
+  exit 1
+fi
+if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
+  echo "setup: $PY cannot make virtual environments; install its venv module (Debian/Ubuntu: apt install python3-venv)" >&2
+  exit 1
+fi
 TORCH="${EASEL_TORCH_VERSION:-2.14.1}"
 TORCHVISION="${EASEL_TORCHVISION_VERSION:-0.29.1}"
 extras=""

@@ -47,8 +47,17 @@ FLUX_MAX_SEQUENCE_LENGTH = 32
 SD3_MAX_SEQUENCE_LENGTH = 32
 
 
+SHIPPED_DEMOS = ("easel-demo-shapes-flux", "easel-demo-shapes-sd3")  # trained, committed (app/demo/train.py)
+
+
 def demo_root(models_dir: Path) -> Path:
     return Path(models_dir) / DEMO_DIRNAME
+
+
+def shipped_demo_models(models_dir: Path) -> list[Path]:
+    """The trained demo folders present under models/demo (the random builders are the fallback)."""
+    root = demo_root(models_dir)
+    return [root / name for name in SHIPPED_DEMOS if (root / name / "model_index.json").is_file()]
 
 
 def ensure_demo_models(models_dir: Path, *, seed: int = 0) -> list[Path]:

@@ -18,14 +18,14 @@ from app.engine.jobs import GenerationResult, Job
 from app.engine.manager import ModelManager
 from app.engine.runner import run_job
 from app.engine.worker import Worker
-from app.errors import ModelNotFound
+from app.errors import EaselError, ModelNotFound
 from app.generation.model_hash import HashCache
 from app.generation.request import GenerationRequest
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RECENT_JOBS_KEPT = 200
+RECENT_JOBS_KEPT = 32  # enough for the open browser tabs; finished jobs hold their images
 
 
 class Engine:
@@ -36,6 +36,7 @@ class Engine:
         self._overrides = settings.memory_overrides()  # conflicting flags fail here, before any work
         self._catalog = None
         self._catalog_lock = threading.Lock()
+        self._setup_lock = threading.RLock()  # the lazily made manager is made once, whoever asks first
         self._device = None
         self._manager: ModelManager | None = None
         self._store = None
@@ -88,11 +89,18 @@ class Engine:
         return self._device
 
     def memory_plan(self, entry: ModelEntry):
-        return self._get_manager().plan_for(entry)
+        """The plan `entry` would get on this device (pure: loads nothing)."""
+        from app.engine.manager import footprint_of
+        from app.runtime.memory import plan_memory
+
+        return plan_memory(self.device, footprint_of(entry), self._overrides)
 
     # -- jobs ------------------------------------------------------------------------------------------
     def submit(self, request: GenerationRequest) -> Job:
         """Queue a job (FIFO). The model name is checked now, so an unknown one fails before queueing."""
+        if self._worker.on_worker_thread:
+            raise EaselError("a job cannot wait for another job from inside the engine (e.g. from an "
+                             "extension's on_step_end or on_image_saved hook): it would wait forever")
         if self._hooks is not None:  # extensions see (and may adjust) the request before it is checked
             request = self._hooks.adjust_request(request)
         self.resolve_model(request.model)
@@ -159,6 +167,9 @@ class Engine:
         return self._get_store().save(image, task=task, infotext=infotext, seed=seed)
 
     def unload(self, name: str | None = None) -> list[str]:
+        """Unload a model (or all, with the upscaler models) and give the memory back."""
+        if name is None and self._upscaler_models is not None:
+            self._upscaler_models.clear()
         return self._worker.call(lambda: self._get_manager().unload(name))  # type: ignore[return-value]
 
     @property
@@ -173,6 +184,10 @@ class Engine:
 
     # -- on the worker thread --------------------------------------------------------------------------
     def _get_manager(self) -> ModelManager:
+        with self._setup_lock:
+            return self._make_manager()
+
+    def _make_manager(self) -> ModelManager:
         if self._manager is None:
             self._manager = ModelManager(
                 device=self.device, overrides=self._overrides, models_root=self.settings.models_dir,

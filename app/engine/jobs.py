@@ -93,7 +93,10 @@ class Job:
         self.cancel = CancelToken()
         self.created = time.time()
         self._progress = Progress(job_id=self.id, state=QUEUED, total_batches=request.batch_count)
+        self.latest_preview = None  # the newest preview image (Progress carries it only on its own step)
         self._events: queue.Queue[Progress | None] = queue.Queue()
+        self._subscribed = False  # set by events(); a finished job nobody listened to drops its snapshots
+        self._events_lock = threading.Lock()
         self._done = threading.Event()
         self._result: GenerationResult | None = None
         self._error: BaseException | None = None
@@ -107,14 +110,23 @@ class Job:
         return self._progress.state
 
     def report(self, progress: Progress) -> None:
+        if progress.preview is not None:
+            self.latest_preview = progress.preview
         self._progress = progress
-        self._events.put(progress)
+        with self._events_lock:
+            self._events.put(progress)
 
     def events(self, timeout: float | None = None):
-        """Yield progress snapshots until the job ends (the last one has state done/failed/interrupted)."""
+        """Yield progress snapshots from now until the job ends (the last has state done/failed/interrupted).
+
+        A front end that polls `progress` instead never calls this, and the job's snapshots (previews
+        included) are dropped when it ends."""
+        with self._events_lock:
+            self._subscribed = True
+            events = self._events
         while True:
             try:
-                item = self._events.get(timeout=timeout)
+                item = events.get(timeout=timeout)
             except queue.Empty:
                 return
             if item is None:
@@ -133,8 +145,12 @@ class Job:
                              total_steps=self._progress.total_steps, batch=self._progress.batch,
                              total_batches=self._progress.total_batches,
                              message=str(error) if error else ""))
-        self._events.put(None)
-        self._done.set()
+        with self._events_lock:
+            if not self._subscribed:
+                self._events = queue.Queue()
+                self._events.put(self._progress)
+            self._events.put(None)
+            self._done.set()
 
     @property
     def finished(self) -> bool:

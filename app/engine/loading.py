@@ -49,7 +49,7 @@ def switch_task(pipe, family: FamilyAdapter, task: str):
     components, so the new pipeline is built directly from `pipe.components`.
     """
     cls = family.pipeline_class(task)
-    if isinstance(pipe, cls) and type(pipe) is cls:
+    if type(pipe) is cls:
         return pipe
     new = cls(**_expected_components(cls, pipe.components))
     new.set_progress_bar_config(disable=True)

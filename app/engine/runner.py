@@ -31,17 +31,23 @@ class Geometry:
 def resolve_size(request: GenerationRequest, defaults: VariantDefaults) -> Geometry:
     """Requested size; for img2img/inpaint without one, the input's size rounded to a multiple of 16."""
     if request.image is not None and (request.width is None or request.height is None):
-        iw, ih = request.image.size
-        width = request.width or _round_to_multiple(iw)
-        height = request.height or _round_to_multiple(ih)
+        iw, ih = _input_size(*request.image.size)
+        width = request.width or iw
+        height = request.height or ih
     else:
         width = request.width or defaults.width
         height = request.height or defaults.height
     return Geometry(width, height)
 
 
-def _round_to_multiple(v: int) -> int:
+def _round_to_multiple(v: float) -> int:
     return min(4096, max(64, int(round(v / SIZE_MULTIPLE)) * SIZE_MULTIPLE))
+
+
+def _input_size(width: int, height: int, max_side: int = 4096) -> tuple[int, int]:
+    """An input image's size as a generation size: aspect kept, longest side at most `max_side`."""
+    scale = min(1.0, max_side / max(width, height))
+    return _round_to_multiple(width * scale), _round_to_multiple(height * scale)
 
 
 def pick_seed(seed: int) -> int:
@@ -122,6 +128,7 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None) -> Generatio
 
     result = GenerationResult(model=entry.name)
     started = time.perf_counter()
+    base_seed = pick_seed(request.seed)
     result.clip_tokens = count_clip_tokens(getattr(pipe, family.clip_tokenizer, None), request.prompt)
     result.clip_tokens_dropped = max(0, result.clip_tokens - CLIP_WINDOW)
     if result.clip_tokens_dropped:
@@ -139,15 +146,15 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None) -> Generatio
     if request.task == "inpaint":
         mask = prepare_mask(request.mask, geometry.width, geometry.height, request.resize_mode, request.mask_blur)
         kwargs["mask_image"] = mask
-        kwargs["image"] = fill_masked(init_image, mask, request.masked_content, max(request.seed, 0))
+        kwargs["image"] = fill_masked(init_image, mask, request.masked_content, base_seed)
         if request.inpaint_only_masked and mask.getbbox() is not None:  # diffusers cannot crop to nothing
             kwargs["padding_mask_crop"] = request.inpaint_padding
     if request.task == "img2img" and request.strength == 0:
         result.warnings.append("denoising strength 0: the input image is returned unchanged")
 
     steps = kwargs["num_inference_steps"]
-    effective_steps = steps if request.task == "txt2img" else max(1, int(steps * request.strength))
-    base_seed = pick_seed(request.seed)
+    # what diffusers' get_timesteps runs for a strength below 1
+    effective_steps = steps if request.task == "txt2img" else max(1, steps - int(steps - steps * request.strength))
     cfg_used = kwargs.get("true_cfg_scale", kwargs.get("guidance_scale") if family.name == "sd3" else 1.0)
     for batch in range(request.batch_count):
         seeds = [base_seed + batch * request.batch_size + i for i in range(request.batch_size)]
@@ -164,14 +171,23 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None) -> Generatio
             result.seeds.append(seed)
             result.infotexts.append(text)
             if request.save and store is not None:
-                result.paths.append(store.save(image, task=request.task, infotext=text, seed=seed,
-                                               model=entry.name, prompt=request.prompt))
+                result.paths.append(_save(store, result, image, request, text, seed, entry.name))
         if job.cancel.interrupted:
             result.interrupted = True
             break
         job.cancel.clear_skip()
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _save(store, result: GenerationResult, image, request, text: str, seed: int, model: str):
+    """Save one image; a failure (disk full, folder gone) is a warning, and the image stays in the result."""
+    try:
+        return store.save(image, task=request.task, infotext=text, seed=seed, model=model, prompt=request.prompt)
+    except OSError as exc:
+        result.warnings.append(f"image with seed {seed} could not be saved: {exc.strerror or exc}")
+        log.warning("saving failed: %s", exc)
+        return None
 
 
 def _run_pipeline(job, pipe, kwargs, seeds, batch, total_steps, previewer, geometry, family_name, preview_every,

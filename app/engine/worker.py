@@ -47,8 +47,19 @@ class Worker:
         with self._lock:
             return list(self._pending)
 
+    @property
+    def on_worker_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
     def call(self, fn: Callable[[], object]) -> object:
-        """Run `fn` on the worker thread between jobs (model unload, refresh) and return its result."""
+        """Run `fn` on the worker thread between jobs (model unload, refresh) and return its result.
+
+        Called from the worker thread itself (a hook during a job), `fn` runs at once: waiting for the
+        queue there would wait forever."""
+        if self.on_worker_thread:
+            return fn()
+        if not self._thread.is_alive():
+            raise EaselError("the engine is stopped")
         done = threading.Event()
         box: dict[str, object] = {}
 
@@ -61,14 +72,17 @@ class Worker:
                 done.set()
 
         self._queue.put(_Call(task))  # type: ignore[arg-type]
-        done.wait()
+        while not done.wait(1.0):
+            if not self._thread.is_alive():
+                raise EaselError("the engine stopped before it could do this")
         if "error" in box:
             raise box["error"]  # type: ignore[misc]
         return box.get("value")
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
 
     def _loop(self) -> None:
         while True:

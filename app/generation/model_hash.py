@@ -39,7 +39,10 @@ class HashCache:
         with self._lock:
             cache = self._read()
             cache[key] = value
-            self._write(cache)
+            try:
+                self._write(cache)
+            except OSError:  # a read-only models folder: the hash is just computed again next time
+                pass
         return value
 
     def model_hash(self, weight_files: list[Path]) -> str:

@@ -95,6 +95,8 @@ def _selected_image(paths: list[str], index: int):
     if not paths:
         raise gr.Error("Generate an image first.")
     path = paths[index if 0 <= index < len(paths) else 0]
+    if not path:
+        raise gr.Error("That image could not be saved, so it cannot be sent; see the warning above the gallery.")
     with Image.open(path) as im:
         return im.convert("RGB")
 

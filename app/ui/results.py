@@ -94,20 +94,21 @@ def stream_job(context: UIContext, panel: ResultsPanel, make_request: Callable[[
         last_preview = None
         while not job.finished:
             time.sleep(POLL_SECONDS)
-            p = job.progress
             update = {panel.progress: progress_html(job, context.engine.queue_position(job))}
-            if p.preview is not None and p.preview is not last_preview:
-                last_preview = p.preview
-                update[panel.gallery] = [(p.preview, "preview")]
+            preview = job.latest_preview
+            if preview is not None and preview is not last_preview:
+                last_preview = preview
+                update[panel.gallery] = [(preview, "preview")]
             yield update
         try:
             result = job.result()
         except EaselError as exc:
             yield {panel.progress: progress_html(job, -1)}
             raise gr.Error(str(exc), duration=10) from None
-        paths = [str(p) for p in result.paths]
-        items = [(p, f"seed {s}") for p, s in zip(paths, result.seeds)] if paths else \
-                [(im, f"seed {s}") for im, s in zip(result.images, result.seeds)]
+        paths = [str(p) if p else "" for p in result.paths]
+        # the saved file where there is one (downloads keep the infotext), else the image in memory
+        items = [(paths[i] if i < len(paths) and paths[i] else im, f"seed {s}")
+                 for i, (im, s) in enumerate(zip(result.images, result.seeds))]
         notes = "".join(f"<div class='warn'>{html.escape(w)}</div>" for w in result.warnings)
         yield {
             panel.gallery: items,

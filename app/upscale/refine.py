@@ -76,7 +76,12 @@ def refine_tiled(image: Image.Image, generate: Callable, *, prompt: str, model: 
         piece = base.crop((t.x, t.y, t.x + t.width, t.y + t.height))
         request = validate_request(task="img2img", prompt=prompt, model=model, image=piece, width=t.width,
                                    height=t.height, strength=strength, steps=steps, seed=seed + i, save=False)
-        refined = generate(request).images[0]
+        done = generate(request)
+        if done.interrupted or not done.images:
+            from app.errors import Interrupted
+
+            raise Interrupted(f"refining was interrupted at tile {i + 1} of {len(tiles)}")
+        refined = done.images[0]
         out.paste(refined, (t.x, t.y), feather_mask(t, overlap, (crop_w, crop_h)))
     if (crop_w, crop_h) != (width, height):
         full = image.copy()

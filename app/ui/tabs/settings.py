@@ -42,6 +42,14 @@ def build_settings_tab(context: UIContext) -> dict:
             OutputStore(Path(data[outputs_dir]), data[pattern])  # checks the pattern tokens
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
+        from app.runtime.memory import MemoryOverrides
+
+        try:
+            MemoryOverrides.from_flags(lowvram=data[vram] == "lowvram", medvram=data[vram] == "medvram",
+                                       force_fp16=data[precision] == "fp16", no_half=data[precision] == "fp32",
+                                       offload=data[offload])
+        except ValueError as exc:  # saved as is, the next start would refuse these settings
+            raise gr.Error(str(exc)) from None
         context.preview_every = int(data[preview_every])
         values = {
             "outputs_dir": data[outputs_dir], "filename_pattern": data[pattern],
