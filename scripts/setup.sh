@@ -30,17 +30,20 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 VPY=.venv/bin/python
+quiet_pip() {  # pip, without the machine-specific "Location ... is ignored" index warnings
+  "$VPY" -m pip "$@" 2>&1 | { grep -v '^WARNING: Location' || true; }
+}
 if ! "$VPY" -c "import torch" 2>/dev/null; then
   echo "setup: installing torch $TORCH and torchvision $TORCHVISION"
-  "$VPY" -m pip install -q "torch==$TORCH" "torchvision==$TORCHVISION"
+  quiet_pip install -q "torch==$TORCH" "torchvision==$TORCHVISION"
 elif ! "$VPY" -c "import torchvision" 2>/dev/null; then
   installed=$("$VPY" -c 'import torch; print(torch.__version__.split("+")[0])')
   echo "setup: adding the torchvision that matches torch $installed"
-  "$VPY" -m pip install -q "torchvision" "torch==$installed"
+  quiet_pip install -q "torchvision" "torch==$installed"
 fi
 stamp=".venv/.easel-installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing Easel's dependencies"
-  "$VPY" -m pip install -q -e ".${extras}"
+  quiet_pip install -q -e ".${extras}"
   touch "$stamp"
 fi

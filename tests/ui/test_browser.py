@@ -37,6 +37,13 @@ def wait_for_text(page, selector, text, timeout=60_000):
         arg=[selector, text], timeout=timeout)
 
 
+def wait_for_value(page, selector, text, timeout=30_000):
+    """Gradio updates each output on its own: wait for the textbox rather than read it at once."""
+    page.wait_for_function(
+        "([sel, text]) => { const e = document.querySelector(sel); return e && e.value.includes(text); }",
+        arg=[selector, text], timeout=timeout)
+
+
 def set_number(page, elem_id, value):
     box = page.locator(f"#{elem_id} input[type=number]")
     box.fill(str(value))
@@ -50,7 +57,7 @@ def test_generate_send_to_inpaint_paint_and_inpaint(page):
     page.locator("#txt2img_generate").click()
     wait_for_text(page, "#txt2img_progress", "Done")
     assert page.locator("#txt2img_gallery img").count() >= 1
-    assert "Seed:" in page.locator("#txt2img_infotext textarea").input_value()
+    wait_for_value(page, "#txt2img_infotext textarea", "Seed:")
     page.screenshot(path=str(ARTIFACTS / "01-txt2img-result.png"), full_page=True)
 
     page.locator("#txt2img_send_inpaint").click()
@@ -70,7 +77,8 @@ def test_generate_send_to_inpaint_paint_and_inpaint(page):
     page.screenshot(path=str(ARTIFACTS / "02-inpaint-mask.png"), full_page=True)
     page.locator("#inpaint_generate").click()
     wait_for_text(page, "#inpaint_progress", "Done")
-    assert "Denoising strength" in page.locator("#inpaint_infotext textarea").input_value()
+    wait_for_value(page, "#inpaint_infotext textarea", "Denoising strength")
+    assert page.locator("#inpaint_gallery img").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "03-inpaint-result.png"), full_page=True)
 
 
