@@ -12,6 +12,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any, Callable
 
 from app.demo.tokenizers import build_demo_t5_tokenizer, load_clip_tokenizer
 
@@ -68,23 +69,26 @@ def ensure_demo_models(models_dir: Path, *, seed: int = 0) -> list[Path]:
     for name, builder in wanted.items():
         folder = root / name
         if not (folder / "model_index.json").is_file():
-            _build_atomically(folder, lambda tmp, b=builder: b(tmp, seed=seed))
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()
+            build_atomically(folder, lambda tmp, b=builder: b(tmp, seed=seed))
         out.append(folder)
     return out
 
 
-def _build_atomically(folder: Path, build) -> None:
-    """Build into a temporary sibling and rename, so a half-written demo is never picked up."""
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
+def build_atomically(folder: Path, build: Callable[[Path], Any]) -> Any:
+    """Run `build(tmp)` in a temporary sibling folder, then rename it to `folder` (replacing it), so a
+    half-written model folder is never picked up; returns what `build` returned."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        build(tmp)
+        result = build(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a models folder is not
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)
+        return result
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

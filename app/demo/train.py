@@ -13,15 +13,14 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
+from app.demo.build import build_atomically
 from app.demo.shapes import CAPTIONS, SIDE_CAPTIONS, SIDE_SPECS, SPECS
 from app.demo.train_config import CONFIGS, TrainConfig
 from app.demo.train_eval import choose_defaults, evaluate, rate, spread
@@ -106,9 +105,8 @@ def _save_and_evaluate(pipe: Any, family: str, out_dir: Path, cfg: TrainConfig, 
     """Save into a temporary sibling, evaluate what was saved, write easel.json, rename into place."""
     spec = MODELS[family]
     folder = out_dir / spec["name"]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=out_dir))
-    try:
+
+    def save_and_judge(tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         _save_fp16(pipe, tmp)
         loaded = type(pipe).from_pretrained(str(tmp), dtype=torch.float32, local_files_only=True).to(device)
         loaded.set_progress_bar_config(disable=True)
@@ -118,13 +116,9 @@ def _save_and_evaluate(pipe: Any, family: str, out_dir: Path, cfg: TrainConfig, 
         meta = {"name": spec["name"], "label": spec["label"], "demo": True, "family": family,
                 "variant": spec["variant"], "max_sequence_length": MAX_SEQUENCE_LENGTH, "defaults": defaults}
         _write_json(tmp / "easel.json", meta)
-        tmp.chmod(0o755)  # mkdtemp makes it private; the models folder is not
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        return result, defaults
+
+    result, defaults = build_atomically(folder, save_and_judge)
     info = {"name": spec["name"], "folder": str(folder), "defaults": defaults, "bytes": folder_bytes(folder),
             "parameters": describe(pipe), **{k: v for k, v in result.items() if k not in ("steps", "cfg_scale")}}
     log(f"[{family}] saved {folder} ({info['bytes'] / 1e6:.1f} MB)")
