@@ -114,7 +114,7 @@ class ModelManager:
             loaded.pipes.clear()
             gone.append(n)
         if gone:
-            _free_device_memory()
+            free_device_memory()
             log.info("unloaded %s", ", ".join(gone))
         return gone
 
@@ -155,7 +155,8 @@ def _release(pipe) -> None:
             log.debug("remove_all_hooks failed", exc_info=True)
 
 
-def _free_device_memory() -> None:
+def free_device_memory() -> None:
+    """Collect and hand cached GPU memory back (after an unload or an out-of-memory error)."""
     gc.collect()
     import torch
 

@@ -16,10 +16,10 @@ from app.families.base import VariantDefaults
 from app.generation.images import fill_masked, fit_image, paste_unmasked, prepare_mask
 from app.generation.infotext import Infotext, format_infotext
 from app.generation.request import MAX_SEED, SIZE_MULTIPLE, GenerationRequest
+from app.generation.tokens import CLIP_WINDOW, count_clip_tokens
 
 log = logging.getLogger(__name__)
 
-CLIP_WINDOW = 75  # tokens between CLIP's start and end markers (77 in all)
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,6 @@ def _input_size(width: int, height: int, max_side: int = 4096) -> tuple[int, int
 
 def pick_seed(seed: int) -> int:
     return random.randint(0, MAX_SEED) if seed < 0 else seed
-
-
-def count_clip_tokens(tokenizer, prompt: str) -> int:
-    """Tokens the prompt takes in CLIP's window, without the start/end markers."""
-    if tokenizer is None or not prompt:
-        return 0
-    ids = tokenizer(prompt, truncation=False, add_special_tokens=False)["input_ids"]
-    return len(ids)
 
 
 def check_model_limits(pipe, family_name: str, geometry: Geometry) -> None:

@@ -122,6 +122,9 @@ class _Call:
 def _as_user_error(exc: Exception) -> Exception:
     text = str(exc)
     if "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
+        from app.engine.manager import free_device_memory
+
+        free_device_memory()  # what the failed job held, so the next one starts clean
         return OutOfMemory(
             "the device ran out of memory. Try a smaller size or batch, or restart with --medvram or --lowvram "
             "(or --offload sequential)")

@@ -107,19 +107,19 @@ def build_extensions_tab(manager: ExtensionManager, *, allow_changes: bool, reas
             raise gr.Error(str(exc)) from None
         return refreshed(f"{name} {'enabled' if enabled else 'disabled'}. {RESTART_NOTE}")
 
-    def do_install(src: str):
+    def change(action, target: str):
+        """install or update through the gate; the outcome (or the refusal) is shown in the output box."""
         try:
-            report = installer.install(src or "", manager.extensions_dir, gate)
+            report = action(target or "", manager.extensions_dir, gate)
         except ExtensionError as exc:
             return refreshed(f"error: {exc}")
         return refreshed(f"{report.text}\n{RESTART_NOTE}")
 
+    def do_install(src: str):
+        return change(installer.install, src)
+
     def do_update(name: str):
-        try:
-            report = installer.update(name or "", manager.extensions_dir, gate)
-        except ExtensionError as exc:
-            return refreshed(f"error: {exc}")
-        return refreshed(f"{report.text}\n{RESTART_NOTE}")
+        return change(installer.update, name)
 
     def ask_remove(name: str):
         if not name:

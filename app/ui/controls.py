@@ -11,9 +11,9 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from app.generation.tokens import CLIP_WINDOW, count_clip_tokens
 from app.ui.context import ASPECT_RATIOS, UIContext
 
-CLIP_WINDOW = 75
 
 
 @dataclass
@@ -99,16 +99,11 @@ def build_generation_controls(prefix: str, between: Callable[[], Any] | None = N
 
 
 def token_counter_html(count: int) -> str:
+    """"n/77" as CLIP counts it, start and end markers included; `count` excludes them."""
     over = count > CLIP_WINDOW
     cls = "over" if over else ""
     note = f" · CLIP reads the first {CLIP_WINDOW}; T5 reads the rest" if over else ""
-    return f'<span class="tokens {cls}" title="CLIP tokens">{count}/{CLIP_WINDOW + 2}{note}</span>'
-
-
-def count_tokens(tokenizer, text: str) -> int:
-    if not text or tokenizer is None:
-        return 0
-    return len(tokenizer(text, add_special_tokens=False, truncation=False)["input_ids"]) + 2
+    return f'<span class="tokens {cls}" title="CLIP tokens">{count + 2 if count else 0}/{CLIP_WINDOW + 2}{note}</span>'
 
 
 def defaults_update(controls: GenerationControls, context: UIContext, model_name: str | None,

@@ -123,7 +123,7 @@ def _wire(tab: GenerationTab, context: UIContext, top) -> None:
     for button, ratio in zip(c.aspect_buttons, _ratios()):
         button.click(lambda w, h, ratio=ratio: size_for_aspect(ratio, max(int(w), int(h))), inputs=[c.width, c.height],
                      outputs=[c.width, c.height], show_progress="hidden", api_visibility="undocumented")
-    c.prompt.change(lambda text, model: _token_html(context, text, model), inputs=[c.prompt, top.model],
+    c.prompt.change(lambda text: _token_html(context, text), inputs=[c.prompt],
                     outputs=c.token_counter, show_progress="hidden", queue=False, api_visibility="undocumented")
 
 
@@ -133,7 +133,7 @@ def _ratios():
     return list(ASPECT_RATIOS)
 
 
-def _token_html(context: UIContext, text: str, model: str | None) -> str:
-    from app.ui.controls import count_tokens, token_counter_html
+def _token_html(context: UIContext, text: str) -> str:
+    from app.ui.controls import count_clip_tokens, token_counter_html
 
-    return token_counter_html(count_tokens(context.clip_tokenizer(), text or ""))
+    return token_counter_html(count_clip_tokens(context.clip_tokenizer(), text or ""))
