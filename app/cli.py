@@ -21,6 +21,7 @@ def _common_flags() -> argparse.ArgumentParser:
     g.add_argument("--models-dir", type=Path, help="models folder (ComfyUI or A1111 layout; default ./models)")
     g.add_argument("--outputs-dir", type=Path, help="where images are saved (default ./outputs)")
     g.add_argument("--extra-model-paths", type=Path, help="ComfyUI-style extra_model_paths.yaml")
+    g.add_argument("--extensions-dir", type=Path, help="the extensions folder (default ./extensions)")
     g.add_argument("--settings-file", type=Path, help="settings JSON (default ./settings.json)")
     g.add_argument("--device", help="cuda, cuda:N, mps or cpu (default: the best available)")
     g.add_argument("--lowvram", action="store_true", default=None, help="sequential/group offload: slowest, least VRAM")
@@ -73,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--preset", help="preset selected at start (a name from presets/*.json)")
     w.add_argument("--api", action="store_true", help="also serve the A1111-compatible API under /sdapi/v1")
     w.add_argument("--nowebui", action="store_true", help="serve the API alone (port 7861 unless --port)")
-    w.add_argument("--api-auth", help="user:password[,user2:password2]: HTTP Basic auth on every API route")
+    w.add_argument("--api-auth", help="user:password[,user2:password2]: HTTP Basic auth on every API route "
+                                      "(default: the web UI's login, when it has one)")
+    w.add_argument("--api-without-auth", action="store_true",
+                   help="serve the API without a login even though the web UI has one")
+    w.add_argument("--ui-without-auth", action="store_true",
+                   help="serve the web UI without a login even though the API has one")
     w.add_argument("--cors-allow-origins", default="", help="comma-separated origins allowed to call the API")
     w.add_argument("--enable-insecure-extension-access", action="store_true",
                    help="allow installing/updating/removing extensions from the UI even with --listen/--share")
@@ -90,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace):
     from app.settings import load_settings
 
-    keys = ("models_dir", "outputs_dir", "extra_model_paths", "settings_file", "device", "lowvram", "medvram",
+    keys = ("models_dir", "outputs_dir", "extra_model_paths", "extensions_dir", "settings_file", "device", "lowvram", "medvram",
             "force_fp16", "no_half", "offload", "max_loaded_models", "demo_models")
     return load_settings({k: getattr(args, k, None) for k in keys})
 
@@ -138,17 +144,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings, args) -> int:
+    from app.api.auth import parse_auth_pairs
+    from app.ui.launch import parse_gradio_auth
+
     cors = [o.strip() for o in args.cors_allow_origins.split(",") if o.strip()]
     host = "0.0.0.0" if args.listen else "127.0.0.1"
+    ui_auth = parse_gradio_auth(args.gradio_auth, args.gradio_auth_path)
+    api_auth = parse_auth_pairs(args.api_auth) if args.api_auth else {}
     if args.nowebui:
         from app.api.server import serve_api
+        from app.doors import resolve_doors
 
-        serve_api(settings, host, args.port if args.port != 7860 else 7861, auth=args.api_auth, cors=cors)
+        doors = resolve_doors(ui=False, api=True, ui_auth=[] if args.api_without_auth else ui_auth,
+                              api_auth=api_auth, host=host)  # --gradio-auth alone guards the API too
+        serve_api(settings, host, args.port if args.port != 7860 else 7861, auth=doors.api_auth, cors=cors)
         return 0
-    from app.ui.launch import launch_webui, parse_gradio_auth
+    from app.ui.launch import launch_webui
 
-    auth = parse_gradio_auth(args.gradio_auth, args.gradio_auth_path)
-    launch_webui(settings, host=host, port=args.port, share=args.share, auth=auth, api=args.api,
-                 api_auth=args.api_auth, cors=cors, preset=args.preset,
-                 insecure_extensions=args.enable_insecure_extension_access)
+    launch_webui(settings, host=host, port=args.port, share=args.share, auth=ui_auth, api=args.api,
+                 api_auth=api_auth, cors=cors, preset=args.preset,
+                 insecure_extensions=args.enable_insecure_extension_access,
+                 api_without_auth=args.api_without_auth, ui_without_auth=args.ui_without_auth)
     return 0

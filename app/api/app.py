@@ -3,7 +3,7 @@
     app = create_api(engine, settings, auth={"user": "pass"}, cors_origins=["http://localhost:3000"])
 
 Every route lives under /sdapi/v1 (A1111's paths); /docs and /openapi.json are FastAPI's and need no
-auth. A Gradio UI can later be mounted on the same app (`gradio.mount_gradio_app(app, blocks, "/")`).
+auth. With `--api` the web UI is mounted on the same app (`gradio.mount_gradio_app(app, blocks, "/")`).
 """
 
 from __future__ import annotations
@@ -56,8 +56,11 @@ def create_api(
     *,
     auth: Mapping[str, str] | str | None = None,
     cors_origins: Sequence[str] = (),
+    extra_routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
-    """A FastAPI app serving the A1111-compatible API over `engine`."""
+    """A FastAPI app serving the A1111-compatible API over `engine` (and `extra_routers`: the
+    extensions' routes), with its error handlers, CORS and /docs. The web UI mounts itself on this
+    app with `--api`, so both modes answer alike."""
     app = FastAPI(
         title="Easel API",
         version=__version__,
@@ -70,5 +73,6 @@ def create_api(
     if origins:
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["*"], allow_headers=["*"],
                            allow_credentials=True)
-    app.include_router(create_api_router(engine, settings, auth=auth, flags={"cors_allow_origins": origins}))
+    app.include_router(create_api_router(engine, settings, auth=auth, flags={"cors_allow_origins": origins},
+                                         extra_routers=extra_routers))
     return app

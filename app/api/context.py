@@ -8,6 +8,7 @@ from typing import Any
 from app.api.hashes import ModelHashes
 from app.api.jobs import JobTracker
 from app.api.options import ApiOptions
+from app.generation.model_hash import HashCache
 from app.settings import Settings
 
 
@@ -25,8 +26,14 @@ class ApiContext:
         return cls(
             engine=engine,
             settings=settings,
-            options=ApiOptions(engine),
+            options=ApiOptions(engine, settings),
             jobs=JobTracker(engine),
-            hashes=ModelHashes(settings.models_dir / ".easel-hashes.json"),
+            hashes=ModelHashes(_hash_cache_of(engine, settings)),
             flags=dict(flags or {}),
         )
+
+
+def _hash_cache_of(engine, settings: Settings) -> HashCache:
+    """The engine's hash cache (stand-in engines in tests may have none: then one of our own)."""
+    cache = getattr(engine, "hash_cache", None)
+    return cache if cache is not None else HashCache(settings.models_dir / ".easel-hashes.json")

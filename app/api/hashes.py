@@ -9,8 +9,6 @@ writes the hash into the infotext). Unknown hashes are listed as null.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
-
 from app.catalog.entry import ModelEntry
 from app.generation.model_hash import HashCache, weight_files_of
 
@@ -18,8 +16,8 @@ CHEAP_HASH_BYTES = 256 * 1024 * 1024
 
 
 class ModelHashes:
-    def __init__(self, cache_file: Path, *, cheap_bytes: int = CHEAP_HASH_BYTES):
-        self._cache = HashCache(cache_file)  # the engine's cache file, so neither hashes a file twice
+    def __init__(self, cache: HashCache, *, cheap_bytes: int = CHEAP_HASH_BYTES):
+        self._cache = cache  # the engine's own cache: one per process, so no file is hashed twice
         self._cheap_bytes = cheap_bytes
         self._lock = threading.Lock()
         self._known: dict[str, tuple[str | None, str | None]] = {}  # path -> (short hash, sha256)

@@ -21,7 +21,7 @@ def _open_image(path, field: str):
 
 
 def generate(settings, args) -> int:
-    from app.engine.engine import Engine
+    from app.engine.factory import build_engine
     from app.generation.request import validate_request
 
     task = args.task or ("inpaint" if args.mask else "img2img" if args.image else "txt2img")
@@ -32,7 +32,7 @@ def generate(settings, args) -> int:
         height=args.height, steps=args.steps, cfg_scale=args.cfg, guidance=args.guidance, seed=args.seed,
         batch_size=args.batch_size, batch_count=args.batch_count, strength=args.strength, image=image, mask=mask,
         mask_blur=args.mask_blur, resize_mode=args.resize_mode, save=args.save)
-    engine = Engine(settings)
+    engine = build_engine(settings)  # the extensions act here as in the web UI and the API
     try:
         job = engine.submit(request)
         last = None

@@ -17,7 +17,6 @@ from app.extensions.meta import ExtensionError
 
 def add_ext_parser(subparsers, parents: list[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     ext = subparsers.add_parser("ext", parents=parents, help="list, install, enable, disable, update, remove extensions")
-    ext.add_argument("--extensions-dir", type=Path, default=None, help="extensions folder (default ./extensions)")
     actions = ext.add_subparsers(dest="ext_action", required=True)
     actions.add_parser("list", help="installed extensions, enabled or not, and their errors")
     add = actions.add_parser("install", help="install from a git URL, a .zip or a folder")

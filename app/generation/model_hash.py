@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -64,9 +65,16 @@ class HashCache:
 
     def _write(self, cache: dict[str, str]) -> None:
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.cache_file.with_name(f".{self.cache_file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache, indent=1))
-        os.replace(tmp, self.cache_file)
+        # a unique temp name: two processes sharing a models folder never write into one temp file
+        descriptor, name = tempfile.mkstemp(prefix=f".{self.cache_file.name}.", suffix=".tmp",
+                                            dir=self.cache_file.parent)
+        try:
+            with os.fdopen(descriptor, "w") as fh:
+                fh.write(json.dumps(cache, indent=1))
+            os.replace(name, self.cache_file)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
 
 
 def weight_files_of(entry) -> list[Path]:

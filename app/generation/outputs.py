@@ -45,6 +45,9 @@ _WINDOWS_RESERVED = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"{name}{i}" for name in ("COM", "LPT") for i in range(1, 10)]
 )
 _PNG_MODES = frozenset({"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"})
+TEMP_PREFIX, TEMP_SUFFIX = ".saving-", ".png.tmp"  # .saving-<pid>-<random>.png.tmp
+_TEMP_PID = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-")
+UNOWNED_TEMP_AGE_S = 3600  # a temp file without a pid (older versions) is stale after this
 
 
 class OutputStore:
@@ -192,7 +195,7 @@ def _write_temporary_png(image: Image.Image, infotext: str, folder: Path) -> Pat
     """The PNG, complete and on disk, under a hidden name no reader takes for an output."""
     if image.mode not in _PNG_MODES:
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    descriptor, name = tempfile.mkstemp(prefix=".saving-", suffix=".png.tmp", dir=folder)
+    descriptor, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=TEMP_SUFFIX, dir=folder)
     temp = Path(name)
     try:
         with os.fdopen(descriptor, "wb") as file:
@@ -254,3 +257,34 @@ def _fsync_directory(folder: Path) -> None:
         pass
     finally:
         os.close(descriptor)
+
+
+def remove_stale_temporaries(root: Path) -> int:
+    """Remove the half-written images a killed process left under `root` (its `.saving-<pid>-*` files
+    whose process is gone); a live process's temp files are left alone. Returns how many went."""
+    import time
+
+    removed = 0
+    for temp in Path(root).glob(f"*-images/*/{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+        match = _TEMP_PID.match(temp.name)
+        try:
+            stale = (not _process_alive(int(match.group(1)))) if match else (
+                time.time() - temp.stat().st_mtime > UNOWNED_TEMP_AGE_S)
+            if stale:
+                temp.unlink()
+                removed += 1
+        except OSError:  # gone already, or a read-only folder
+            continue
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name != "posix":  # Windows' os.kill would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process: not ours to judge
+    return True

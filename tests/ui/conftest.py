@@ -25,13 +25,13 @@ def start_ui(demo_models_dir, tmp_path):
                             settings_file=tmp_path / "s.json")
         launch = dict(host="127.0.0.1", port=free_port(), share=False, auth=[], api=False, api_auth=None, cors=[],
                       preset=None, block=False)
-        ui, _, url = launch_webui(settings, **{**launch, **options})
-        started.append(ui)
-        return url
+        web = launch_webui(settings, **{**launch, **options})
+        started.append(web)
+        return web.url
 
     yield start
-    for ui in started:
-        ui.close()
+    for web in started:
+        web.close()
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def live_ui(demo_models_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("ui-out")
     settings = Settings(models_dir=demo_models_dir, outputs_dir=out / "outputs", device="cpu",
                         settings_file=out / "settings.json", preview_every=2)
-    ui, app, url = launch_webui(settings, host="127.0.0.1", port=free_port(), share=False, auth=[], api=True,
-                                api_auth=None, cors=[], preset="Balanced", block=False)
-    yield url, settings
-    ui.close()
+    web = launch_webui(settings, host="127.0.0.1", port=free_port(), share=False, auth=[], api=True,
+                       api_auth=None, cors=[], preset="Balanced", block=False)
+    yield web.url, settings
+    web.close()

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from app.settings import load_settings, save_settings_file
-from app.ui.launch import parse_gradio_auth, reachable_by_others
+from app.ui.launch import parse_gradio_auth
 
 
 def test_gradio_auth_from_flag_and_file(tmp_path):
@@ -18,9 +18,6 @@ def test_gradio_auth_from_flag_and_file(tmp_path):
         parse_gradio_auth(None, tmp_path / "missing.txt")
 
 
-def test_reachable_by_others():
-    assert not reachable_by_others("127.0.0.1", False)
-    assert reachable_by_others("0.0.0.0", False) and reachable_by_others("127.0.0.1", True)
 
 
 def test_saved_settings_apply_on_the_next_start_and_flags_still_win(tmp_path):
