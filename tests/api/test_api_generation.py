@@ -183,9 +183,29 @@ def test_empty_mask_with_only_masked_keeps_the_image(live_api, checker, tiny):
     assert np.array_equal(pixels(decode_png(response.json()["images"][0])), pixels(checker))
 
 
-@pytest.mark.parametrize("prompt", ["", "ünïcödé 🎨, \"quoted\": yes", "line one\nline two"])
-def test_unusual_prompts_round_trip(live_api, tiny, prompt):
-    response = live_api.post("txt2img", {**tiny, "prompt": prompt})
+@pytest.mark.parametrize(("prompt", "seed", "width", "height", "steps"), [
+    ("", 7, 64, 64, 1),
+    ("ünïcödé 🎨, \"quoted\": yes", 123456789, 96, 64, 2),
+    ("line one\nline two", 2**32 - 1, 64, 80, 3),
+])
+def test_unusual_prompts_round_trip(live_api, prompt, seed, width, height, steps):
+    """What the request set comes back three ways: the PNG's own infotext, info.infotexts and png-info."""
+    response = live_api.post("txt2img", {"prompt": prompt, "seed": seed, "width": width, "height": height,
+                                         "steps": steps})
     info = info_of(response)
-    assert read_image_metadata(decode_png(response.json()["images"][0])).infotext.prompt == parse_infotext(
-        info["infotexts"][0]).prompt
+    png = response.json()["images"][0]
+    image = decode_png(png)
+    assert image.size == (width, height)
+    stored = read_image_metadata(image)
+    assert stored.raw["parameters"] == info["infotexts"][0]  # the file carries the text the response reports
+    assert stored.infotext.prompt == prompt
+    asked = {"Seed": str(seed), "Size": f"{width}x{height}", "Steps": str(steps)}
+    assert {key: stored.infotext.params.get(key) for key in asked} == asked
+
+    read = live_api.post("png-info", {"image": png})
+    assert read.status_code == 200, read.text
+    assert read.json()["info"] == info["infotexts"][0]
+    params = read.json()["parameters"]
+    assert params["Prompt"] == prompt and params["Negative prompt"] == ""
+    assert (params["Seed"], params["Steps"], params["Size-1"], params["Size-2"]) == (
+        str(seed), str(steps), str(width), str(height))
