@@ -14,7 +14,7 @@ import platform
 import re
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,11 @@ class DeviceInfo:
         if self.kind == "cuda":
             return f"cuda:{self.index or 0}"
         return self.kind
+
+    @property
+    def has_streams(self) -> bool:
+        """CUDA streams overlap the next block's copy with this block's compute; MPS has no such streams."""
+        return self.kind == "cuda"
 
     @property
     def memory_label(self) -> str:
@@ -127,8 +132,50 @@ def _check_available(kind: str, index: int | None, available: list[str], prefer:
         raise ValueError(f"device {prefer!r} is not available here; available: {', '.join(available)}")
 
 
-def _cuda_info(torch: Any, index: int) -> DeviceInfo:
+def read_memory(device: DeviceInfo) -> DeviceInfo:
+    """`device` with its free and total memory read now (planning a load needs today's figure, not the
+    one seen at start). Every reading shows what this process holds as used, as any other program's use:
+
+      CUDA  the driver's free memory (`torch.cuda.mem_get_info`) plus the blocks torch's caching allocator
+            keeps for this process but no tensor uses (they are ours to reuse, as ComfyUI counts them)
+      MPS   Metal's recommended working set minus the memory live tensors take
+      CPU   available RAM (/proc/meminfo's MemAvailable, or the platform's equivalent)
+
+    Imports torch (lazily) for CUDA and MPS only.
+    """
+    free, total = _MEMORY_READERS[device.kind](device.index or 0)
+    return replace(device, free_memory=free, total_memory=total)
+
+
+def _cuda_memory(index: int) -> tuple[int, int]:
+    """(free, total) of one GPU, counting torch's cached but unused blocks as free."""
+    import torch
+
     free, total = torch.cuda.mem_get_info(index)
+    cached = torch.cuda.memory_reserved(index) - torch.cuda.memory_allocated(index)
+    return int(free) + max(int(cached), 0), int(total)
+
+
+def _mps_memory(index: int) -> tuple[int, int]:
+    """(free, total) of the Apple GPU: its budget is Metal's recommended working set, not the whole RAM."""
+    import torch
+
+    total = _mps_working_set(torch)
+    in_use = int(getattr(torch.mps, "current_allocated_memory", lambda: 0)())
+    return max(total - in_use, 0), total
+
+
+def _cpu_memory(index: int) -> tuple[int, int]:
+    """(available, total) RAM; `index` is unused (one CPU device)."""
+    total, available = system_memory()
+    return available, total
+
+
+_MEMORY_READERS = {"cuda": _cuda_memory, "mps": _mps_memory, "cpu": _cpu_memory}
+
+
+def _cuda_info(torch: Any, index: int) -> DeviceInfo:
+    free, total = _cuda_memory(index)
     capability = tuple(torch.cuda.get_device_capability(index))
     return DeviceInfo(
         kind="cuda",
@@ -153,15 +200,14 @@ def _cuda_supports_bf16(torch: Any, capability: tuple[int, int]) -> bool:
 
 
 def _mps_info(torch: Any) -> DeviceInfo:
-    """Apple GPU. Its budget is Metal's recommended working set, not the whole (unified) RAM."""
-    total = _mps_working_set(torch)
-    in_use = int(getattr(torch.mps, "driver_allocated_memory", lambda: 0)())
+    """Apple GPU (unified memory: the GPU may not use all of the RAM)."""
+    free, total = _mps_memory(0)
     return DeviceInfo(
         kind="mps",
         name=_apple_chip_name(),
         index=None,
         total_memory=total,
-        free_memory=max(total - in_use, 0),
+        free_memory=free,
         compute_capability=None,
         supports_bf16=_mps_supports_bf16(torch),
     )
@@ -198,7 +244,7 @@ def _apple_chip_name() -> str:
 
 
 def _cpu_info() -> DeviceInfo:
-    total, available = system_memory()
+    available, total = _cpu_memory(0)
     return DeviceInfo(
         kind="cpu",
         name=_cpu_name(),

@@ -125,7 +125,7 @@ def apple_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     monkeypatch.setattr(torch.mps, "recommended_max_memory", lambda: 21 * GIB)
-    monkeypatch.setattr(torch.mps, "driver_allocated_memory", lambda: GIB)
+    monkeypatch.setattr(torch.mps, "current_allocated_memory", lambda: GIB)
 
 
 def test_mps_budget_is_the_recommended_working_set(apple_gpu, monkeypatch):
