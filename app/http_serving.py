@@ -52,6 +52,8 @@ class HttpServer:
             self.stop()
             reason = f": {self._error}" if self._error else " (is the port in use?)"
             raise OSError(f"could not serve on {self.host}:{self.port}{reason}")
+        if self.port == 0:  # the system picked a free port: tell which
+            self.port = self._server.servers[0].sockets[0].getsockname()[1]
         return self.local_url
 
     def wait(self) -> None:

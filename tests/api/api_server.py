@@ -9,6 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import uvicorn
@@ -78,9 +79,40 @@ def make_models_dir(root: Path, demo_models_dir: Path) -> Path:
     return models
 
 
+def api_settings(models: Path, outputs: Path) -> Settings:
+    return Settings(models_dir=models, outputs_dir=outputs, device="cpu", max_loaded_models=2,
+                    settings_file=outputs / "settings.json")
+
+
 def build_engine(models: Path, outputs: Path) -> Engine:
-    return Engine(Settings(models_dir=models, outputs_dir=outputs, device="cpu", max_loaded_models=2,
-                           settings_file=outputs / "settings.json"))
+    return Engine(api_settings(models, outputs))
+
+
+LAUNCH_MODES = ("nowebui", "webui+api")
+
+
+@dataclass
+class Served:
+    base_url: str
+    engine: Engine
+    close: Callable[[], None]
+
+
+def serve_mode(mode: str, settings: Settings, *, auth: dict | None = None) -> Served:
+    """Easel served as a user starts it: `--nowebui` (the API alone) or `--api` (the web UI with the
+    API on the same port), on a port the system picks, with the real launch code."""
+    if mode == "nowebui":
+        from app.api.server import serve_api
+
+        server, engine = serve_api(settings, "127.0.0.1", 0, auth=auth, block=False)
+        return Served(server.local_url.rstrip("/"), engine, lambda: (server.stop(), engine.close()))
+    if mode == "webui+api":
+        from app.ui.launch import launch_webui
+
+        web = launch_webui(settings, host="127.0.0.1", port=0, share=False, auth=[], api=True, api_auth=auth,
+                           cors=[], preset=None, block=False)
+        return Served(web.url.rstrip("/"), web.engine, web.close)
+    raise ValueError(f"unknown launch mode {mode!r}")
 
 
 def png_b64(image: Image.Image, **save_kw) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from api_server import LiveApi, build_engine, make_models_dir, start_server, stop_server
+from api_server import LAUNCH_MODES, LiveApi, make_models_dir, serve_mode, api_settings
 from PIL import Image
 
-from app.api import create_api
 
 
 @pytest.fixture(scope="module")
@@ -15,19 +14,17 @@ def api_models_dir(demo_models_dir, tmp_path_factory):
     return make_models_dir(tmp_path_factory.mktemp("api-models"), demo_models_dir)
 
 
-@pytest.fixture(scope="module")
-def live_api(api_models_dir, tmp_path_factory):
+@pytest.fixture(scope="module", params=LAUNCH_MODES)
+def live_api(request, api_models_dir, tmp_path_factory):
+    """The API as each launch mode serves it: `--nowebui` and `--api` beside the web UI."""
     outputs = tmp_path_factory.mktemp("api-outputs")
-    engine = build_engine(api_models_dir, outputs)
-    app = create_api(engine, engine.settings)
-    server, thread, base_url = start_server(app)
+    served = serve_mode(request.param, api_settings(api_models_dir, outputs))
     client = httpx.Client(timeout=120)
     try:
-        yield LiveApi(base_url, client, engine, outputs)
+        yield LiveApi(served.base_url, client, served.engine, outputs)
     finally:
         client.close()
-        stop_server(server, thread)
-        engine.close()
+        served.close()
 
 
 @pytest.fixture
