@@ -69,3 +69,20 @@ def test_bad_input_gets_a_message_and_exit_code_2_not_a_traceback(demo_models_di
                       "--device", "cpu", *extra)
         assert out.returncode == 2, (extra, out.stderr)
         assert message in out.stderr and "Traceback" not in out.stderr, (extra, out.stderr)
+
+
+def test_generate_runs_the_extensions_as_the_web_ui_does(demo_models_dir, tmp_path):
+    probe = tmp_path / "extensions" / "probe"
+    probe.mkdir(parents=True)
+    (probe / "extension.toml").write_text('name = "probe"\nversion = "1.0.0"\nrequires = ">=0.1"\n')
+    (probe / "__init__.py").write_text(
+        "import pluggy\nhookimpl = pluggy.HookimplMarker('easel')\n\n"
+        "@hookimpl\ndef adjust_request(request):\n"
+        "    return request.model_copy(update={'prompt': request.prompt + ', seen by probe'})\n")
+    out = run_app("generate", "--prompt", "a red circle", "--models-dir", demo_models_dir, "--outputs-dir",
+                  tmp_path / "out", "--extensions-dir", tmp_path / "extensions", "--width", "64", "--height", "64",
+                  "--steps", "1", "--seed", "3", "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    (path,) = [Path(line) for line in out.stdout.splitlines() if line.endswith(".png")]
+    with Image.open(path) as im:
+        assert read_image_metadata(im).infotext.prompt == "a red circle, seen by probe"
