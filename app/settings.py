@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+from app.settings_file import SettingsFile
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,6 +18,7 @@ class Settings:
     outputs_dir: Path = PROJECT_ROOT / "outputs"
     settings_file: Path = PROJECT_ROOT / "settings.json"
     extra_model_paths: Path | None = None  # ComfyUI-style extra_model_paths.yaml
+    extensions_dir: Path | None = None  # the plugin folder; None: ./extensions
     hf_cache: Path | None = None  # defaults to HF_HOME (or ~/.cache/huggingface)
     device: str | None = None  # "cuda", "cuda:1", "mps", "cpu"; None: best available
     lowvram: bool = False
@@ -48,7 +50,7 @@ class Settings:
                                           no_half=self.no_half, offload=self.offload)
 
 
-_PATH_FIELDS = {"models_dir", "outputs_dir", "settings_file", "extra_model_paths", "hf_cache"}
+_PATH_FIELDS = {"models_dir", "outputs_dir", "settings_file", "extra_model_paths", "hf_cache", "extensions_dir"}
 _BOOL_FIELDS = {"lowvram", "medvram", "force_fp16", "no_half", "demo_models"}
 _INT_FIELDS = {"max_loaded_models", "preview_every"}
 
@@ -74,7 +76,7 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
     names = {f.name for f in fields(Settings)}
     settings = Settings()
     settings_file = Path(cli.get("settings_file") or env.get("EASEL_SETTINGS_FILE") or settings.settings_file)
-    layers: list[dict[str, Any]] = [_read_file(settings_file)]
+    layers: list[dict[str, Any]] = [SettingsFile(settings_file).read()]
     layers.append({n: env[f"EASEL_{n.upper()}"] for n in names if f"EASEL_{n.upper()}" in env})
     layers.append(cli)
     merged: dict[str, Any] = {"settings_file": settings_file}
@@ -83,33 +85,15 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
     return replace(settings, **{k: _coerce(k, v) for k, v in merged.items()})
 
 
-def _read_file(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        import logging
-
-        logging.getLogger(__name__).warning("ignoring settings file %s: %s", path, exc)
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 SAVED_FIELDS = ("outputs_dir", "filename_pattern", "preview_every", "default_preset", "default_model", "lowvram",
                 "medvram", "force_fp16", "no_half", "offload", "max_loaded_models")
 
 
 def save_settings_file(path: Path, values: dict[str, Any]) -> Path:
-    """Merge `values` into the settings file (atomically); unknown keys are refused by name."""
+    """Merge `values` into the settings file (under its lock); unknown keys are refused by name."""
     unknown = sorted(set(values) - set(SAVED_FIELDS))
     if unknown:
         raise ValueError(f"unknown setting {unknown[0]!r} (saved settings: {', '.join(SAVED_FIELDS)})")
-    path = Path(path)
-    current = _read_file(path)
-    current.update({k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    store = SettingsFile(path)
+    store.merge({k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()})
+    return store.path
