@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from app.api.context import ApiContext
+from app.api.option_values import post_description
 from app.api.schemas import LoraItem, SamplerItem, SchedulerItem, SDModelItem, SDVaeItem, UpscalerItem
 from app.errors import EaselError
 
@@ -35,12 +36,13 @@ def models_router(ctx: ApiContext) -> APIRouter:
 
     @router.get("/options")
     def get_options() -> dict[str, Any]:
-        return ctx.options.snapshot()
+        """Every A1111 option with its value, as one flat dict: Easel's value where it has one (the
+        selected model, the output folders, the filename pattern ...), else the value last posted,
+        else A1111's default. See POST for what Easel does with each."""
+        return ctx.options.snapshot(hash_of=ctx.hashes.of)
 
-    @router.post("/options")
-    def set_options(values: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-        """sd_model_checkpoint selects the model requests use when they name none (it loads with the
-        next job); show_progress_every_n_steps sets how often /progress gets a preview."""
+    @router.post("/options", description=post_description())
+    def set_options(values: Annotated[dict[str, Any], Body()]) -> dict[str, list[str]]:
         return ctx.options.update(values)
 
     @router.post("/refresh-checkpoints")
