@@ -2,7 +2,8 @@
 
 A folder is READY only when diffusers could load it offline: every component named in
 model_index.json has its folder and config, models have .safetensors weights whose headers are
-sound (and every shard an index names), and tokenizers have their vocabulary files.
+sound (and every shard an index names), and tokenizers have their vocabulary files, and loading
+runs no code that came with the folder (custom_code.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.catalog.entry import MISSING, READY, UNREADABLE, VARIANTS, ModelEntry
+from app.catalog.custom_code import custom_code_problem
+from app.catalog.entry import CUSTOM_CODE, MISSING, READY, UNREADABLE, VARIANTS, ModelEntry
 from app.catalog.safetensors_header import UnreadableFile, read_header
 
 FLUX_PIPELINES = ("FluxPipeline", "FluxImg2ImgPipeline", "FluxInpaintPipeline")
@@ -19,6 +21,8 @@ SD3_PIPELINES = ("StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline", 
 PICKLED_WEIGHTS = "pickled weights, convert to safetensors"
 # File names diffusers loads when no variant is asked for.
 CANONICAL_WEIGHTS = ("diffusion_pytorch_model.safetensors", "model.safetensors")
+# Tells the family of a folder whose pipeline class is custom code.
+TRANSFORMER_FAMILIES = {"FluxTransformer2DModel": "flux", "SD3Transformer2DModel": "sd3"}
 
 
 @dataclass
@@ -64,7 +68,11 @@ def inspect_diffusers_folder(folder: Path, name: str) -> ModelEntry:
         return entry(None, None, UNREADABLE, [f"{folder / 'model_index.json'}: cannot read ({e})"])
 
     class_name = str(index.get("_class_name", ""))
-    family = pipeline_family(class_name)
+    custom = custom_code_problem(folder, index)
+    custom_pipeline = isinstance(index.get("_class_name"), list)
+    family = _family_of(index) if custom_pipeline else pipeline_family(class_name)
+    if family is None and custom_pipeline:
+        return entry(None, None, CUSTOM_CODE, [custom])
     if family is None:
         return entry(None, None, UNREADABLE,
                      [f"{class_name or 'an unnamed pipeline'} is not a FLUX.1 or SD3.5 text-to-image pipeline"])
@@ -83,9 +91,15 @@ def inspect_diffusers_folder(folder: Path, name: str) -> ModelEntry:
     variant = _variant(family, folder, name)
     if marker.get("variant") in VARIANTS[family]:  # the builder of the folder knows best
         variant = str(marker["variant"])
-    problems = findings.unreadable + findings.missing
-    status = UNREADABLE if findings.unreadable else MISSING if findings.missing else READY
+    problems = ([custom] if custom else []) + findings.unreadable + findings.missing
+    status = CUSTOM_CODE if custom else UNREADABLE if findings.unreadable else MISSING if findings.missing else READY
     return entry(family, variant, status, problems, findings.size)
+
+
+def _family_of(index: dict) -> str | None:
+    """The family of a custom pipeline, told by its transformer when that is a diffusers class."""
+    transformer = index.get("transformer")
+    return TRANSFORMER_FAMILIES.get(str(transformer[1])) if _is_present(transformer) else None
 
 
 def _is_present(spec: object) -> bool:

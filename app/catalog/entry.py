@@ -14,6 +14,8 @@ VARIANTS = {
 PART_KEYS = ("folder", "checkpoint", "transformer", "clip_l", "clip_g", "t5xxl", "vae")
 
 READY, MISSING, UNREADABLE = "ready", "missing", "unreadable"
+# A folder whose loading would run Python code that came with it (see custom_code.py).
+CUSTOM_CODE = "custom code"
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,9 @@ class ModelEntry:
              text-encoder and VAE files found beside it).
     path:    the folder or the main .safetensors file.
     size_bytes: all parts together.
-    status:  READY | MISSING (parts missing, listed in problems) | UNREADABLE (why in problems).
+    status:  READY | MISSING (parts missing, listed in problems) | UNREADABLE (why in problems) |
+             CUSTOM_CODE (loading would run code shipped with the folder; what code in problems).
+             Only READY models load, and only they can be the default model.
     problems: human-readable reasons, each naming the file or part and where it should be.
     parts:   PART_KEYS -> Path of the file (or folder) for that part.
     key_layout: "bfl" (original / ComfyUI keys, maybe under "model.diffusion_model.") or
