@@ -10,6 +10,7 @@ from pathlib import Path
 
 from app.catalog.identify import Identity, identify
 from app.catalog.layout import PICKLE_SUFFIXES, UPSCALERS, SAFETENSORS_SUFFIXES
+from app.catalog.pickle_check import weights_only_problem
 from app.catalog.safetensors_header import DTYPE_BYTES, UnreadableFile, read_header
 
 PICKLE_REASON = "pickle file: Easel loads only .safetensors; convert it"
@@ -24,8 +25,9 @@ class FoundFile:
     role:   the category folder it sits in (layout.ROLES), None for a file loose in a models root.
     reason: why it cannot be used; None when it can.
     dtype:  the dtype holding most of its bytes ("F16", "F8_E4M3"...), None when not read.
-    pickled: a .pth/.ckpt/.pt/.bin file. The catalog never unpickles; upscaler .pth files are
-            listed as usable because the upscale loader opens them itself (weights only).
+    pickled: a .pth/.ckpt/.pt/.bin file. The catalog never unpickles; an upscaler .pth file is
+            usable when its pickle is one the upscale loader's weights-only torch.load accepts
+            (pickle_check.py reads its opcodes to tell), unusable with the reason otherwise.
     """
 
     path: Path
@@ -57,8 +59,8 @@ def inspect_file(path: Path, role: str | None, root: Path) -> FoundFile:
         return FoundFile(path, "unknown", 0, role, root, reason="not a regular file")
     suffix = path.suffix.lower()
     if suffix in PICKLE_SUFFIXES:
-        if role == UPSCALERS:
-            return FoundFile(path, "upscaler", size, role, root, pickled=True)
+        if role == UPSCALERS:  # the upscaler loader opens these itself, weights only
+            return FoundFile(path, "upscaler", size, role, root, reason=weights_only_problem(path), pickled=True)
         return FoundFile(path, "unknown", size, role, root, reason=PICKLE_REASON, pickled=True)
     if suffix not in SAFETENSORS_SUFFIXES:
         reason = GGUF_REASON if suffix == ".gguf" else f"not a model format Easel reads ({suffix or 'no suffix'})"

@@ -18,6 +18,18 @@ FOLDER_ROLES = {
     "dat": UPSCALERS,
 }
 
+# Folders of ComfyUI's and A1111's models trees that hold things Easel does not use (compared
+# case-insensitively) -> what they hold. The listing counts their model files, so none is a mystery.
+UNUSED_FOLDERS = {
+    "embeddings": "textual inversion embeddings", "hypernetworks": "hypernetworks",
+    "controlnet": "ControlNet models", "t2i_adapter": "T2I adapters", "ipadapter": "IP-Adapter models",
+    "clip_vision": "CLIP vision models", "style_models": "style models", "gligen": "GLIGEN models",
+    "photomaker": "PhotoMaker models", "vae_approx": "preview decoders", "vae-approx": "preview decoders",
+    "gfpgan": "face restoration models", "codeformer": "face restoration models",
+    "facerestore_models": "face restoration models", "ldsr": "LDSR upscalers", "deepbooru": "tagger models",
+    "blip": "captioning models", "karlo": "unCLIP models",
+}
+
 # Category keys of ComfyUI's extra_model_paths.yaml -> role. Other keys (embeddings, controlnet...) are ignored.
 CONFIG_ROLES = {
     "checkpoints": MODELS, "diffusion_models": MODELS, "unet": MODELS,

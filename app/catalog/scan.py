@@ -29,11 +29,13 @@ MAX_NAMES_IN_ERROR = 10
 class CatalogScan:
     """models: generation models, ready first then by name. files: every model-like file seen
     (LoRAs, upscalers, VAEs and encoders are listed from here). errors: folders or config files
-    that could not be read."""
+    that could not be read. unused_folders: (folder, what it holds, model files in it) for the
+    folders of a models tree Easel does not use (embeddings/, controlnet/ ...) that hold files."""
 
     models: list[ModelEntry]
     files: list[FoundFile]
     errors: list[str] = field(default_factory=list)
+    unused_folders: list[tuple[Path, str, int]] = field(default_factory=list)
 
     def by_name(self, name: str) -> ModelEntry:
         """The model whose name or title is `name` (case-insensitive); ModelNotFound otherwise."""
@@ -52,6 +54,12 @@ class CatalogScan:
         """Usable files of these kinds (e.g. "lora", "upscaler", "vae"), sorted by file name."""
         chosen = [f for f in self.files if f.kind in kinds and f.usable]
         return sorted(chosen, key=lambda f: (f.path.name.lower(), str(f.path)))
+
+    def unusable_files(self) -> list[FoundFile]:
+        """Files Easel cannot use (each with its reason) that are not already listed as models: pickled,
+        corrupt or foreign files in the LoRA, VAE, text-encoder and upscaler folders and loose in a root."""
+        chosen = [f for f in self.files if not f.usable and not makes_model_entry(f)]
+        return sorted(chosen, key=lambda f: str(f.path))
 
 
 def scan_models(
@@ -77,8 +85,10 @@ def scan_models(
     # Every file is read first: a model in one root pairs with encoders found in any other.
     seen: set[str] = set()
     scanned: list[tuple[list[FoundFile], list[Path]]] = []
+    unused: list[tuple[Path, str, int]] = []
     for root, listing in listings:
         errors.extend(listing.errors)
+        unused += [u for u in listing.unused if _first_time(u[0], seen)]
         found = [inspect_file(path, role, root) for path, role in listing.files if _first_time(path, seen)]
         scanned.append((found, [d for d in listing.diffusers_dirs if _first_time(d, seen)]))
     files = [f for found, _ in scanned for f in found]
@@ -89,7 +99,7 @@ def scan_models(
         for f in found:
             if f.kind in GENERATION_KINDS:
                 entries.append(single_file_entry(f, f.path.stem, candidates))
-            elif f.role == MODELS and f.kind == "unknown":
+            elif makes_model_entry(f):
                 entries.append(_unreadable(f))
         entries += [inspect_diffusers_folder(d, d.name) for d in folders]
     if hf_cache is not None:
@@ -100,7 +110,12 @@ def scan_models(
                     if e.family is not None]
 
     models = sorted(_unique_names(entries), key=lambda e: (e.status != READY, e.name.lower()))
-    return CatalogScan(models=models, files=files, errors=errors)
+    return CatalogScan(models=models, files=files, errors=errors, unused_folders=unused)
+
+
+def makes_model_entry(f: FoundFile) -> bool:
+    """A generation model file, or an unidentified file in a models folder (listed as an unreadable model)."""
+    return f.kind in GENERATION_KINDS or (f.role == MODELS and f.kind == "unknown")
 
 
 def _first_time(path: Path, seen: set[str]) -> bool:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.catalog.layout import MODEL_FILE_SUFFIXES, role_of_folder
+from app.catalog.layout import MODEL_FILE_SUFFIXES, UNUSED_FOLDERS, role_of_folder
 
 # How deep diffusers folders are looked for outside the category folders (root = level 0).
 DIFFUSERS_SEARCH_DEPTH = 3
@@ -16,11 +16,14 @@ CATEGORY_DEPTH = 6
 
 @dataclass
 class Listing:
-    """files: (path, role of the category folder it sits in; None for a file loose in a root)."""
+    """files: (path, role of the category folder it sits in; None for a file loose in a root).
+    unused: (folder, what it holds, how many model files) for the folders of a root Easel does not use
+    (layout.UNUSED_FOLDERS) that hold any model file."""
 
     files: list[tuple[Path, str | None]] = field(default_factory=list)
     diffusers_dirs: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    unused: list[tuple[Path, str, int]] = field(default_factory=list)
 
 
 def list_root(root: Path) -> Listing:
@@ -63,12 +66,34 @@ def _walk(folder: Path, role: str | None, depth: int, out: Listing, seen: set[st
         if _is_dir(entry):
             if entry.name.startswith("."):
                 continue
+            if depth == 0 and role is None and entry.name.lower() in UNUSED_FOLDERS:
+                count = _count_model_files(path, CATEGORY_DEPTH)
+                if count:
+                    out.unused.append((path, UNUSED_FOLDERS[entry.name.lower()], count))
+                continue
             child_role = role if role is not None else (role_of_folder(entry.name) if depth == 0 else None)
             limit = CATEGORY_DEPTH if child_role is not None else DIFFUSERS_SEARCH_DEPTH
             if depth + 1 <= limit:
                 _walk(path, child_role, depth + 1, out, seen)
         elif path.suffix.lower() in MODEL_FILE_SUFFIXES and (role is not None or depth == 0):
             out.files.append((path, role))
+
+
+def _count_model_files(folder: Path, depth: int) -> int:
+    """Model files in `folder` and its subfolders down to `depth`; unreadable folders count as empty."""
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError:
+        return 0
+    count = 0
+    for entry in entries:
+        if _is_dir(entry):
+            if depth > 0 and not entry.name.startswith(".") and not entry.is_symlink():
+                count += _count_model_files(Path(entry.path), depth - 1)
+        elif Path(entry.name).suffix.lower() in MODEL_FILE_SUFFIXES:
+            count += 1
+    return count
 
 
 def _is_dir(entry: os.DirEntry) -> bool:

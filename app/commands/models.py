@@ -1,6 +1,12 @@
-"""`python -m app models`: the catalog as a table, with the memory plan each model would get."""
+"""`python -m app models`: the catalog as a table, with the memory plan each model would get, then the
+other files found (LoRAs, VAEs, encoders, upscalers), every file Easel cannot use with the reason, and
+the folders it does not read."""
 
 from __future__ import annotations
+
+# kind -> how the files line names it (identify.KINDS that are not generation models).
+FILE_KINDS = {"lora": "LoRA", "vae": "VAE", "clip_l": "CLIP-L", "clip_g": "CLIP-G", "t5xxl": "T5-XXL",
+              "upscaler": "upscaler"}
 
 
 def _size(n: int) -> str:
@@ -34,6 +40,8 @@ def list_models(settings) -> int:
                     print(f"  {m.name}: {p}")
             if m.ready:
                 print(f"  {m.name}: plan: {engine.memory_plan(m).describe()}")
+        for line in file_lines(scan):
+            print(line)
         for err in getattr(scan, "errors", ()):
             print(f"warning: {err}")
         if not scan.models:
@@ -41,3 +49,23 @@ def list_models(settings) -> int:
     finally:
         engine.close()
     return 0
+
+
+def file_lines(scan) -> list[str]:
+    """What the scan found besides models: usable files counted by kind, each unusable file with why,
+    each folder Easel does not read."""
+    from app.catalog.scan import makes_model_entry
+
+    usable = [f for f in scan.files if f.usable and not makes_model_entry(f)]
+    counts = [(label, [f for f in usable if f.kind == kind]) for kind, label in FILE_KINDS.items()]
+    parts = [f"{len(found)} {label}" + ("s" if len(found) > 1 else "") for label, found in counts if found]
+    pickled = sum(f.pickled for f in usable)
+    lines = [f"files: {', '.join(parts)}" + (f" ({pickled} pickled, read weights-only)" if pickled else "")] \
+        if parts else []
+    unusable = scan.unusable_files()
+    if unusable:
+        lines.append(f"cannot use {len(unusable)} file" + ("s:" if len(unusable) > 1 else ":"))
+        lines += [f"  {f.path}: {f.reason}" for f in unusable]
+    for folder, what, count in getattr(scan, "unused_folders", ()):
+        lines.append(f"not used by Easel: {folder} ({count} file{'s' if count > 1 else ''}: {what})")
+    return lines

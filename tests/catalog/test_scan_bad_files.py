@@ -3,20 +3,10 @@
 import os
 import pickle
 
-from tinyfiles import flux_bfl_keys, lora_keys, sdxl_keys, t5_keys, write_model, write_text
+from tinyfiles import Trap, flux_bfl_keys, lora_keys, sdxl_keys, t5_keys, write_model, write_text
 
 from app.catalog.entry import READY, UNREADABLE
 from app.catalog.scan import scan_models
-
-
-class _Trap:
-    """Unpickling this creates `marker`: proof that a file was unpickled."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 def _unreadable(scan):
@@ -40,7 +30,7 @@ def test_a_truncated_download_is_listed_as_truncated(comfy):
 
 def test_pickles_are_never_unpickled(tmp_path, comfy):
     marker = tmp_path / "unpickled"
-    trap = pickle.dumps(_Trap(marker))
+    trap = pickle.dumps(Trap(marker))
     for name in ("old.ckpt", "weights.pt", "model.bin"):
         (comfy / "checkpoints").mkdir(exist_ok=True)
         (comfy / "checkpoints" / name).write_bytes(trap)
@@ -56,8 +46,9 @@ def test_pickles_are_never_unpickled(tmp_path, comfy):
         name: (f"{name}.{ext}: pickle file: Easel loads only .safetensors; convert it",)
         for name, ext in (("old", "ckpt"), ("weights", "pt"), ("model", "bin"))
     }
-    assert [f.path.name for f in scan.files_of_kind("upscaler")] == ["4x.pth"]
-    assert scan.files_of_kind("lora") == []
+    assert scan.files_of_kind("upscaler") == scan.files_of_kind("lora") == []
+    assert {f.path.name: f.reason.split(":")[0] for f in scan.unusable_files()} == {
+        "4x.pth": "pickled code", "style.pt": "pickle file"}
     pickle.loads(trap)  # the trap works: this is what the scan must never do
     assert marker.exists()
 

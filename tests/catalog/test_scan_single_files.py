@@ -4,7 +4,8 @@ import pytest
 import torch
 from tinyfiles import (
     clip_keys, flux_bfl_keys, flux_checkpoint_keys, flux_diffusers_keys, lora_keys, sd3_bfl_keys,
-    sd3_checkpoint_keys, t5_keys, upscaler_keys, vae_keys, write_model, write_text,
+    sd3_checkpoint_keys, t5_keys, upscaler_keys, vae_keys, write_model,
+    write_torch_pickle,
 )
 
 from app.catalog.entry import MISSING, READY
@@ -170,7 +171,7 @@ def test_the_same_folder_given_twice_is_listed_once(comfy):
 def test_files_lists_loras_upscalers_and_vaes(comfy):
     write_model(comfy / "loras" / "style.safetensors", lora_keys())
     write_model(comfy / "upscale_models" / "RealESRGAN_x4plus.safetensors", upscaler_keys())
-    write_text(comfy / "upscale_models" / "4x-UltraSharp.pth", "not read")
+    write_torch_pickle(comfy / "upscale_models" / "4x-UltraSharp.pth", upscaler_keys(), legacy=True)
     write_model(comfy / "vae" / "sdxl_vae.safetensors", vae_keys(4))
     scan = scan_models([comfy])
     assert [f.path.name for f in scan.files_of_kind("lora")] == ["style.safetensors"]

@@ -4,6 +4,7 @@ where identification reads them (CLIP/T5 widths, VAE latent channels, FLUX input
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -140,6 +141,24 @@ def write_model(path: Path, keys: Shapes, dtype: torch.dtype = torch.float16,
                 metadata: dict[str, str] | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: torch.zeros(shape, dtype=dtype) for k, shape in keys.items()}, str(path), metadata=metadata)
+    return path
+
+
+class Trap:
+    """Unpickling this creates `marker`: proof that a file was unpickled."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def write_torch_pickle(path: Path, keys: Shapes, *, legacy: bool = False) -> Path:
+    """A .pth file as torch.save writes a state dict: the zip format, or the pre-1.6 stream when `legacy`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = OrderedDict((k, torch.zeros(shape)) for k, shape in keys.items())
+    torch.save(state, path, _use_new_zipfile_serialization=not legacy)
     return path
 
 
