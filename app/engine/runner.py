@@ -74,6 +74,7 @@ class StepReporter:
         self.geometry, self.family_name, self.vae_config = geometry, family_name, vae_config
         self.started = time.perf_counter()
         self.steps_run = 0
+        self.stopped_at: int | None = None  # the step after which a cancel stopped the pipeline
         self.hooks = hooks
 
     def __call__(self, pipe, step: int, timestep, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -91,6 +92,7 @@ class StepReporter:
             self.hooks.step_end(self.job, done, self.total_steps, callback_kwargs.get("latents"))
         if self.job.cancel.stop_current_batch():
             pipe._interrupt = True  # diffusers' documented way to stop a pipeline from a callback
+            self.stopped_at = done
         return {}
 
     def _preview(self, pipe, callback_kwargs, done: int):
@@ -150,15 +152,17 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None) -> Generatio
     cfg_used = kwargs.get("true_cfg_scale", kwargs.get("guidance_scale") if family.name == "sd3" else 1.0)
     for batch in range(request.batch_count):
         seeds = [base_seed + batch * request.batch_size + i for i in range(request.batch_size)]
+        stopped_at = None
         if request.task != "txt2img" and request.strength == 0:
             images = [init_image.copy() for _ in seeds]
         else:
-            images = _run_pipeline(job, pipe, kwargs, seeds, batch, effective_steps, previewer, geometry,
-                                   family.name, request.preview_every, hooks)
+            images, stopped_at = _run_pipeline(job, pipe, kwargs, seeds, batch, effective_steps, previewer,
+                                               geometry, family.name, request.preview_every, hooks)
         for image, seed in zip(images, seeds):
             if mask is not None:
                 image = paste_unmasked(image, init_image, mask)
-            text = format_infotext(_infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs))
+            text = format_infotext(_infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs,
+                                             stopped_at))
             result.images.append(image)
             result.seeds.append(seed)
             result.infotexts.append(text)
@@ -184,6 +188,7 @@ def _save(store, result: GenerationResult, image, request, text: str, seed: int,
 
 def _run_pipeline(job, pipe, kwargs, seeds, batch, total_steps, previewer, geometry, family_name, preview_every,
                   hooks=None):
+    """(the images, the number of steps they got when an interrupt or skip stopped them early, else None)."""
     import torch
 
     reporter = StepReporter(job, total_steps=total_steps, batch=batch, previewer=previewer,
@@ -194,12 +199,20 @@ def _run_pipeline(job, pipe, kwargs, seeds, batch, total_steps, previewer, geome
     with torch.inference_mode():
         out = pipe(**kwargs, generator=generators, callback_on_step_end=reporter,
                    callback_on_step_end_tensor_inputs=["latents"])
-    return list(out.images)
+    planned = getattr(pipe, "num_timesteps", total_steps)  # the steps this call would have run
+    stopped_early = reporter.stopped_at is not None and reporter.stopped_at < planned
+    return list(out.images), reporter.stopped_at if stopped_early else None
 
 
-def _infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs) -> Infotext:
+def _infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs, stopped_at=None) -> Infotext:
+    """The infotext of one image. `steps` is the requested step count, written as "Steps" as A1111 does.
+
+    An image stopped early (interrupt or skip after `stopped_at` steps) is a partly denoised picture, not
+    what `steps` would make: "Steps" then holds the steps it got (an int, as every reader parses it)
+    and "Steps requested" the count asked for, so the picture's own infotext does not claim the full
+    count and a reader can still re-run the request as it was."""
     values: dict[str, Any] = {
-        "Steps": steps,
+        "Steps": steps if stopped_at is None else stopped_at,
         "Sampler": defaults.sampler,
         "Schedule type": defaults.schedule_type,
         "CFG scale": cfg_used if cfg_used is not None else 1,
@@ -208,6 +221,8 @@ def _infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs
         "Model hash": loaded.model_hash or None,
         "Model": loaded.entry.name,
     }
+    if stopped_at is not None:
+        values["Steps requested"] = steps
     if request.task != "txt2img":
         values["Denoising strength"] = request.strength
     if loaded.family.name == "flux" and kwargs.get("guidance_scale") and loaded.entry.variant == "flux-dev":
