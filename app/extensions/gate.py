@@ -1,5 +1,6 @@
-"""Who may install, update or remove extensions: anyone on this machine, nobody else unless the user
-says so with --enable-insecure-extension-access (A1111's rule: an extension is code that runs here)."""
+"""Who may change this install from the UI (install, update, remove, enable or disable extensions, read
+an extension index): anyone on this machine, nobody else unless the user says so with
+--enable-insecure-extension-access (A1111's rule: an extension is code that runs here)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class ChangeGate:
     reason: str = ""
 
     def check(self, action: str) -> None:
+        """Raise ExtensionError("cannot <action> extensions: <reason>") when changes are turned off."""
         if not self.allow_changes:
             raise ExtensionError(f"cannot {action} extensions: {self.reason}")
 
@@ -30,6 +32,6 @@ def gate_for_server(host: str, share: bool, insecure_access: bool) -> ChangeGate
     if not exposed or insecure_access:
         return LOCAL
     how = "--share" if share else f"--listen (host {host})"
-    return ChangeGate(False, f"the UI is reachable from other machines ({how}); installing, updating and "
-                             f"removing extensions is turned off. Restart with {INSECURE_FLAG} to allow it, "
-                             "or use `python -m app ext` on this machine.")
+    return ChangeGate(False, f"the UI is reachable from other machines ({how}), so changes to this install from "
+                             f"the UI are turned off. Restart with {INSECURE_FLAG} to allow them, or make them "
+                             "on this machine (`python -m app ext`).")

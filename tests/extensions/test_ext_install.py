@@ -9,9 +9,9 @@ import zipfile
 import pytest
 
 from app.extensions import install as installer
-from app.extensions.cli import add_ext_parser, ext_command
+from app.extensions.cli import ext_command
 from app.extensions.gate import INSECURE_FLAG, LOCAL, gate_for_server
-from app.extensions.index import load_index
+from app.extensions.index import parse_index
 from app.extensions.manager import LOADED
 from app.extensions.meta import ExtensionError
 
@@ -139,25 +139,22 @@ def test_dependencies_must_be_requirements_not_pip_options(tmp_path, ext_dir, ma
     assert list(ext_dir.iterdir()) == []
 
 
-def test_index_is_read_from_a_file_url(tmp_path):
-    index = tmp_path / "index.json"
-    index.write_text(json.dumps({"extensions": [
+def test_an_index_is_parsed_entry_by_entry():
+    raw = json.dumps({"extensions": [
         {"name": "One", "url": "https://example.com/one.git", "description": "first", "tags": ["tab"]},
-        {"name": "no url"}]}))
-    entries = load_index(index.as_uri())
+        {"name": "no url"}]}).encode()
+    entries = parse_index(raw)
     assert [(e.name, e.url, e.tags) for e in entries] == [("One", "https://example.com/one.git", ("tab",))]
-    with pytest.raises(ExtensionError, match="starts with https"):
-        load_index("ftp://example.com/index.json")
+    with pytest.raises(ExtensionError, match='no "extensions" list'):
+        parse_index(b"[]")
 
 
 def test_cli_list_disable_remove(tmp_path, ext_dir, make_ext, settings_file, capsys):
-    import argparse
-
+    from app.cli import build_parser
     from app.settings import Settings
 
     make_ext(ext_dir, "cli-one", "")
-    parser = argparse.ArgumentParser()
-    add_ext_parser(parser.add_subparsers(dest="command"), [])
+    parser = build_parser()
     settings = Settings(settings_file=settings_file)
 
     def run(*argv, confirm=lambda _: "n"):
