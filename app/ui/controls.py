@@ -94,7 +94,7 @@ def build_generation_controls(prefix: str, between: Callable[[], Any] | None = N
         batch_size = gr.Slider(1, 16, value=1, step=1, label="Batch size", elem_id=f"{prefix}_batch_size")
     controls = GenerationControls(prompt, token_counter, negative_prompt, style, steps, cfg_scale, guidance, width,
                                   height, seed, batch_count, batch_size, random_seed, reuse_seed, aspect_buttons)
-    random_seed.click(lambda: -1, outputs=seed, show_progress="hidden", api_visibility="undocumented")
+    random_seed.click(lambda: -1, outputs=seed, show_progress="hidden", api_visibility="private")
     return controls
 
 

@@ -27,6 +27,6 @@ def register_ui_sections(tab, register):
             picked = gr.Dropdown([s.name for s in styles], label="Style", scale=3)
             apply = gr.Button("Apply to prompt", scale=1)
         apply.click(lambda n, p, q: apply_style(styles, n, p, q), inputs=[picked, prompt, negative],
-                    outputs=[prompt, negative], api_visibility="undocumented")
+                    outputs=[prompt, negative], api_visibility="private")
 
     register("Styles", build)

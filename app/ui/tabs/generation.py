@@ -116,15 +116,15 @@ def _wire(tab: GenerationTab, context: UIContext, top) -> None:
     r.generate.click(stream_job(context, r, make_request), inputs=inputs, outputs=outputs, concurrency_limit=None,
                      show_progress="hidden", api_name=tab.task)
     c.prompt.submit(stream_job(context, r, make_request), inputs=inputs, outputs=outputs, concurrency_limit=None,
-                    show_progress="hidden", api_visibility="undocumented")
+                    show_progress="hidden", api_visibility="private")
     wire_cancel_buttons(r, context)
     c.reuse_seed.click(lambda seeds, i: seeds[i] if seeds and i < len(seeds) else -1, inputs=[r.seeds, r.selected],
-                       outputs=c.seed, show_progress="hidden", api_visibility="undocumented")
+                       outputs=c.seed, show_progress="hidden", api_visibility="private")
     for button, ratio in zip(c.aspect_buttons, _ratios()):
         button.click(lambda w, h, ratio=ratio: size_for_aspect(ratio, max(int(w), int(h))), inputs=[c.width, c.height],
-                     outputs=[c.width, c.height], show_progress="hidden", api_visibility="undocumented")
+                     outputs=[c.width, c.height], show_progress="hidden", api_visibility="private")
     c.prompt.change(lambda text: _token_html(context, text), inputs=[c.prompt],
-                    outputs=c.token_counter, show_progress="hidden", queue=False, api_visibility="undocumented")
+                    outputs=c.token_counter, show_progress="hidden", queue=False, api_visibility="private")
 
 
 def _ratios():
