@@ -1,6 +1,13 @@
 """The pipeline manager: loads catalog entries under a memory plan, caches them, unloads them.
 
-Only the engine's worker thread calls it, so it holds no lock of its own.
+Only the engine's worker thread loads and unloads, so it holds no lock of its own; `plan_for` reads an
+immutable snapshot of what is loaded and may be called from any thread.
+
+Each plan starts from the device's free memory read right then (never the figure seen at start), beside
+what Easel keeps on the device: the other loaded models and the upscaler models (app/runtime/residency.py
+says how they are counted once). Before each job the loaded model is planned again for the job's batch x
+size: VAE tiling and slicing follow that plan, and the model is reloaded when the job would not fit its
+placement (`must_reload`).
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ import gc
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +26,9 @@ from app.engine.loading import load_txt2img_pipeline, switch_task
 from app.errors import MissingModelFiles, UnreadableModel
 from app.families import FamilyAdapter, family_for
 from app.generation.model_hash import HashCache, weight_files_of
+from app.runtime.devices import read_memory
+from app.runtime.residency import Holding, must_reload, plan_beside
+from app.runtime.workload import Workload
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +44,8 @@ class LoadedModel:
     pipes: dict[str, Any] = field(default_factory=dict)  # task -> pipeline over the same components
     previewer: Any = None
     active_task: str = "txt2img"
+    footprint: Any = None  # ModelFootprint the plan was made for
+    held_bytes: int = 0  # what the placed pipeline keeps on the device between jobs
 
     def pipeline_for(self, task: str):
         """The task's pipeline. Placement hooks live on the shared modules and carry over; model CPU
@@ -46,50 +59,98 @@ class LoadedModel:
         return pipe
 
 
+UPSCALERS = "upscaler models"  # the holding name of the upscaler models on the device
+
+
 class ModelManager:
-    """Keeps up to `max_loaded` models; the least recently used is unloaded to make room."""
+    """Keeps up to `max_loaded` models; the least recently used is unloaded to make room.
+
+    `read_memory(device)` returns the device with its free memory read now (runtime.devices.read_memory);
+    `upscaler_bytes()` what the upscaler models hold on the device.
+    """
 
     def __init__(self, *, device, overrides, models_root: Path, hf_cache: Path | None, hash_cache: HashCache,
-                 max_loaded: int = 1):
+                 max_loaded: int = 1, read_memory: Callable[[Any], Any] = read_memory,
+                 upscaler_bytes: Callable[[], int] = lambda: 0):
         self.device = device
         self.overrides = overrides
         self.models_root = Path(models_root)
         self.hf_cache = hf_cache
         self.hash_cache = hash_cache
         self.max_loaded = max(1, max_loaded)
+        self._read_memory = read_memory
+        self._upscaler_bytes = upscaler_bytes
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._held: tuple[Holding, ...] = ()  # the loaded models, least recently used first; replaced whole
 
     @property
     def loaded_names(self) -> list[str]:
-        return list(self._loaded)
+        return [h.name for h in self._held]
 
-    def plan_for(self, entry: ModelEntry):
-        from app.runtime.memory import plan_memory
+    def plan_for(self, entry: ModelEntry, request=None):
+        """The plan loading `entry` for `request` (None: one image at the variant's size) would get now.
 
-        return plan_memory(self.device, footprint_of(entry), self.overrides)
+        Loads nothing. Counts the models that would stay loaded beside it: not `entry` itself, nor the
+        least recently used ones `get` would unload to make room.
+        """
+        names = [h.name for h in self._held]
+        if entry.name in names:
+            leaving: Collection[str] = {entry.name}
+        else:
+            leaving = set(names[: max(0, len(names) - self.max_loaded + 1)])
+        return self._plan(footprint_of(entry), workload_for(entry, request), leaving)
 
-    def get(self, entry: ModelEntry) -> LoadedModel:
+    def get(self, entry: ModelEntry, request=None) -> LoadedModel:
+        """`entry` loaded and tuned for `request`'s batch x size (loaded first if needed)."""
+        workload = workload_for(entry, request)
         if entry.name in self._loaded:
             self._loaded.move_to_end(entry.name)
-            return self._loaded[entry.name]
+            self._note_held()
+            return self._fit_to_job(self._loaded[entry.name], workload)
         if not entry.ready:
             problems = "; ".join(entry.problems) or entry.status
             error = MissingModelFiles if entry.status == "missing" else UnreadableModel
             raise error(f"{entry.name} cannot be loaded: {problems}")
         while len(self._loaded) >= self.max_loaded:
             self.unload(next(iter(self._loaded)))
-        loaded = self._load(entry)
-        self._loaded[entry.name] = loaded
+        return self._add(entry, workload)
+
+    def _plan(self, footprint, workload: Workload, leaving: Collection[str]):
+        holdings = (*self._held, Holding(UPSCALERS, self._upscaler_bytes()))
+        return plan_beside(self._read_memory(self.device), footprint, self.overrides, holdings=holdings,
+                           leaving=leaving, workload=workload)
+
+    def _fit_to_job(self, loaded: LoadedModel, workload: Workload) -> LoadedModel:
+        from app.runtime.memory import set_vae_tactics
+
+        plan = self._plan(loaded.footprint, workload, {loaded.entry.name})
+        if must_reload(loaded.plan, plan):
+            log.info("placing %s again for %s: %s (it was placed for %s: %s)", loaded.entry.name,
+                     workload.describe(), plan.describe(), loaded.plan.workload.describe(), loaded.plan.describe())
+            self.unload(loaded.entry.name)
+            return self._add(loaded.entry, workload)
+        for line in set_vae_tactics(loaded.pipes["txt2img"], tiling=plan.vae_tiling, slicing=plan.vae_slicing):
+            log.info("memory for %s: %s", workload.describe(), line)
         return loaded
 
-    def _load(self, entry: ModelEntry) -> LoadedModel:
+    def _add(self, entry: ModelEntry, workload: Workload) -> LoadedModel:
+        loaded = self._load(entry, workload)
+        self._loaded[entry.name] = loaded
+        self._note_held()
+        return loaded
+
+    def _note_held(self) -> None:
+        self._held = tuple(Holding(name, m.held_bytes) for name, m in self._loaded.items())
+
+    def _load(self, entry: ModelEntry, workload: Workload) -> LoadedModel:
         from app.engine.preview import LatentPreviewer
-        from app.runtime.memory import apply_memory_plan, torch_dtype
+        from app.runtime.memory import apply_memory_plan, held_bytes, torch_dtype
 
         family = family_for(entry.family)
-        plan = self.plan_for(entry)
-        log.info("loading %s (%s %s) on %s: %s", entry.name, family.display, entry.variant,
-                 self.device.describe(), plan.describe())
+        footprint = footprint_of(entry)
+        plan = self._plan(footprint, workload, leaving=())
+        log.info("loading %s (%s %s) on %s for %s: %s", entry.name, family.display, entry.variant,
+                 self.device.name, workload.describe(), plan.describe())
         started = time.perf_counter()
         pipe = load_txt2img_pipeline(entry, family, torch_dtype(plan), models_root=self.models_root,
                                      hf_cache=self.hf_cache)
@@ -99,7 +160,8 @@ class ModelManager:
         seconds = time.perf_counter() - started
         log.info("loaded %s in %.1f s (hash %s)", entry.name, seconds, model_hash or "-")
         return LoadedModel(entry=entry, family=family, plan=plan, device=self.device, model_hash=model_hash,
-                           load_seconds=seconds, pipes={"txt2img": pipe}, previewer=LatentPreviewer(pipe.vae))
+                           load_seconds=seconds, pipes={"txt2img": pipe}, previewer=LatentPreviewer(pipe.vae),
+                           footprint=footprint, held_bytes=held_bytes(plan, footprint))
 
     def unload(self, name: str | None = None) -> list[str]:
         """Unload one model (or all) and give its memory back; returns the names unloaded."""
@@ -113,10 +175,25 @@ class ModelManager:
                 _release(pipe)
             loaded.pipes.clear()
             gone.append(n)
+        self._note_held()
         if gone:
             free_device_memory()
             log.info("unloaded %s", ", ".join(gone))
         return gone
+
+
+def workload_for(entry: ModelEntry, request=None) -> Workload:
+    """The batch x size `request` runs `entry` at; one image at the variant's size without a request."""
+    from app.engine.runner import resolve_size
+
+    try:
+        defaults = family_for(entry.family).defaults_for(entry.variant, entry.path)
+    except ValueError:  # a family Easel does not know: the plan's reference workload
+        return Workload()
+    if request is None:
+        return Workload(1, defaults.width, defaults.height)
+    geometry = resolve_size(request, defaults)
+    return Workload(request.batch_size, geometry.width, geometry.height)
 
 
 # Which folder of a diffusers pipeline (per family) or which single-file part plays which memory role.

@@ -83,6 +83,15 @@ class UpscalerModels:
                 self._loaded.popitem(last=False)
         return model
 
+    def resident_bytes(self) -> int:
+        """Bytes the loaded upscalers' weights take on their device (they stay there until dropped).
+
+        The memory plan of the next model load counts them: on a GPU they take VRAM a pipeline cannot have.
+        """
+        with self._lock:
+            models = [descriptor.model for descriptor in self._loaded.values()]
+        return sum(_tensor_bytes(module) for module in models)
+
     def clear(self) -> None:
         """Drop every loaded upscaler (their memory goes back with the next collection)."""
         with self._lock:
@@ -107,6 +116,12 @@ class UpscalerModels:
             return out if out.size == size else out.resize(size, Image.Resampling.LANCZOS)
 
         return self._run_exclusive(work)
+
+
+def _tensor_bytes(module) -> int:
+    """Bytes of a torch module's parameters and buffers."""
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def run_tiled(model, image: Image.Image, tile: int = TILE, overlap: int = TILE_OVERLAP) -> Image.Image:

@@ -1,5 +1,7 @@
 """plan_memory with what Easel already keeps on the device and with the job's batch x size (fake devices)."""
 
+from dataclasses import replace
+
 import pytest
 
 from app.runtime.devices import GIB, DeviceInfo
@@ -14,6 +16,7 @@ from app.runtime.memory import (
     plan_memory,
     vae_decode_reserve,
 )
+from app.runtime.residency import Holding, must_reload, plan_beside
 
 CONTEXT = int(0.4 * GIB)  # the CUDA context and a desktop
 FLUX, MEDIUM = ModelFootprint.for_variant("flux-dev"), ModelFootprint.for_variant("sd3.5-medium")
@@ -139,3 +142,41 @@ def test_on_the_cpu_ram_holds_every_weight_at_the_plan_dtype():
     plan = plan_memory(ram, MEDIUM)
     assert plan.dtype == "float32"
     assert held_bytes(plan, MEDIUM) == 2 * MEDIUM.total
+
+
+# --- planning beside Easel's own holdings, from a live reading
+
+
+def test_a_live_reading_that_shows_another_loaded_model_is_not_counted_twice():
+    """24 GB card, another model holds 20 GiB: the driver reports 3.6 GiB free, and the plan gets 3.6 GiB."""
+    reading = replace(cuda(24), free_memory=cuda(24).free_memory - 20 * GIB)
+    plan = plan_beside(reading, FLUX, MemoryOverrides(), holdings=[Holding("sd3.5-large", 20 * GIB)])
+    assert (plan.placement, plan.budget_bytes, plan.resident_bytes) == ("group_offload", reading.free_memory, 20 * GIB)
+
+
+def test_planning_a_loaded_model_again_frees_its_own_bytes():
+    """FLUX resident on an 80 GB card: the reading shows its 31.4 GiB used, but they are its own."""
+    reading = replace(cuda(80), free_memory=cuda(80).free_memory - FLUX.total)
+    again = plan_beside(reading, FLUX, MemoryOverrides(), holdings=[Holding("flux", FLUX.total)], leaving={"flux"})
+    assert again == plan_memory(cuda(80), FLUX)
+
+
+def test_a_bigger_job_reloads_a_model_whose_placement_it_does_not_fit():
+    placed = plan_memory(cuda(24), FLUX)  # model offload, for one 1024² image
+    batch = plan_memory(cuda(24), FLUX, workload=Workload(8, 1024, 1024))  # group offload
+    assert must_reload(placed, batch) is True
+    assert must_reload(batch, placed) is False  # a smaller job never reloads to climb back up
+
+
+def test_a_reading_that_drifted_does_not_reload():
+    placed = plan_memory(cuda(24), FLUX)
+    drifted = plan_memory(replace(cuda(24), free_memory=22 * GIB), FLUX)  # same job, 1.6 GiB less free
+    assert drifted.placement == "group_offload"
+    assert must_reload(placed, drifted) is False
+
+
+def test_a_model_loaded_beside_an_offloaded_one_makes_it_reload_lower():
+    """FLUX was placed with model offload (holds nothing between jobs); then SD3.5 medium was kept beside it."""
+    placed = plan_memory(cuda(24), FLUX)
+    now = plan_memory(cuda(24), FLUX, resident_bytes=MEDIUM.without_t5)
+    assert must_reload(placed, now) is True
