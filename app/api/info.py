@@ -41,7 +41,7 @@ def build_info(
         "scheduler": params.get("Schedule type", "Simple"),
         "cfg_scale": _number(params.get("CFG scale"), request.cfg_scale),
         "distilled_cfg_scale": _number(params.get("Distilled CFG Scale"), request.guidance),
-        "steps": _number(params.get("Steps"), request.steps),
+        "steps": _number(params.get("Steps requested", params.get("Steps")), request.steps),  # A1111: the asked count
         "batch_size": request.batch_size,
         "n_iter": request.batch_count,
         "denoising_strength": request.strength if request.task != "txt2img" else None,

@@ -7,6 +7,7 @@ import textwrap
 import pytest
 from PIL import Image
 
+from app.api.info import build_info
 from app.engine.engine import Engine
 from app.extensions.manager import ExtensionManager
 from app.generation.infotext import read_image_metadata
@@ -46,14 +47,14 @@ def stopper(demo_models_dir, tmp_path_factory):
     engine.close()
 
 
-def _run(stopper, action, at, **request):
+def _run(stopper, action, at, **fields):
     engine, module = stopper
     module.seen.clear()
     module.control.clear()
     module.control.update(engine=engine, action=action, at=at)
-    result = engine.generate(validate_request(prompt="a red circle", width=64, height=64, seed=3, **request),
-                             timeout=120)
-    return result, [_saved_params(p) for p in result.paths]
+    request = validate_request(prompt="a red circle", width=64, height=64, seed=3, **fields)
+    result = engine.generate(request, timeout=120)
+    return result, [_saved_params(p) for p in result.paths], request
 
 
 def _saved_params(path):
@@ -63,27 +64,30 @@ def _saved_params(path):
 
 @pytest.mark.parametrize("model", ["easel-demo-flux", "easel-demo-sd3"])
 def test_an_interrupted_image_says_the_steps_that_ran(stopper, model):
-    result, [params] = _run(stopper, "interrupt", 2, model=model, steps=6)
+    result, [params], request = _run(stopper, "interrupt", 2, model=model, steps=6)
     assert result.interrupted and len(result.images) == 1
     assert params["Steps"] == "2" and params["Steps requested"] == "6"
     assert list(params).index("Steps") == 0  # still where A1111 readers look first
+    # the API's `info` keeps A1111's meaning of "steps": the count asked for
+    info = build_info(result, request, created=0.0, ignored_fields=[], notes=[])
+    assert (info["steps"], info["interrupted"]) == (6, True)
 
 
 def test_a_skipped_batch_says_its_steps_and_the_next_batch_is_whole(stopper):
-    result, [skipped, whole] = _run(stopper, "skip", 2, model="easel-demo-flux", steps=5, batch_count=2)
+    result, [skipped, whole], _ = _run(stopper, "skip", 2, model="easel-demo-flux", steps=5, batch_count=2)
     assert not result.interrupted and result.seeds == [3, 4]
     assert (skipped["Steps"], skipped["Steps requested"]) == ("2", "5")
     assert whole["Steps"] == "5" and "Steps requested" not in whole
 
 
 def test_an_interrupt_on_the_last_step_leaves_a_finished_image(stopper):
-    _, [params] = _run(stopper, "interrupt", 4, model="easel-demo-flux", steps=4)
+    _, [params], _ = _run(stopper, "interrupt", 4, model="easel-demo-flux", steps=4)
     assert params["Steps"] == "4" and "Steps requested" not in params
 
 
 def test_an_interrupted_img2img_counts_the_steps_it_denoised(stopper):
     image = Image.new("RGB", (64, 64), (30, 120, 200))
-    result, [params] = _run(stopper, "interrupt", 2, model="easel-demo-sd3", task="img2img", image=image,
+    result, [params], _ = _run(stopper, "interrupt", 2, model="easel-demo-sd3", task="img2img", image=image,
                             strength=0.5, steps=8)  # strength 0.5 of 8 steps: 4 would run
     _, module = stopper
     assert module.seen == [1, 2] and result.interrupted
