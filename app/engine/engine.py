@@ -88,12 +88,10 @@ class Engine:
             self._device = detect_device(self.settings.device)
         return self._device
 
-    def memory_plan(self, entry: ModelEntry):
-        """The plan `entry` would get on this device (pure: loads nothing)."""
-        from app.engine.manager import footprint_of
-        from app.runtime.memory import plan_memory
-
-        return plan_memory(self.device, footprint_of(entry), self._overrides)
+    def memory_plan(self, entry: ModelEntry, request: GenerationRequest | None = None):
+        """The plan loading `entry` for `request` would get now: free memory read afresh, beside the models
+        and upscalers that would stay loaded (loads nothing; safe from any thread)."""
+        return self._get_manager().plan_for(entry, request)
 
     # -- jobs ------------------------------------------------------------------------------------------
     def submit(self, request: GenerationRequest) -> Job:
@@ -192,7 +190,8 @@ class Engine:
             self._manager = ModelManager(
                 device=self.device, overrides=self._overrides, models_root=self.settings.models_dir,
                 hf_cache=self.settings.hf_cache_dir, hash_cache=HashCache(self.settings.models_dir / ".easel-hashes.json"),
-                max_loaded=self.settings.max_loaded_models)
+                max_loaded=self.settings.max_loaded_models,
+                upscaler_bytes=lambda: self._upscaler_models.resident_bytes() if self._upscaler_models else 0)
         return self._manager
 
     def _get_store(self):
@@ -205,6 +204,6 @@ class Engine:
 
     def _run(self, job: Job) -> GenerationResult:
         entry = self.resolve_model(job.request.model)
-        loaded = self._get_manager().get(entry)
+        loaded = self._get_manager().get(entry, job.request)
         previewer = loaded.previewer if job.request.preview_every else None
         return run_job(job, loaded, self._get_store(), previewer=previewer, hooks=self._hooks)
