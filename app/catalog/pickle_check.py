@@ -28,7 +28,7 @@ _ALLOWED_EXACT = frozenset({
 })
 _ALLOWED_PATTERNS = (
     re.compile(r"torch\._utils\._rebuild_\w+"),
-    re.compile(r"torch(\.cuda)?(\.sparse|\.storage)?\.\w*(Storage|Tensor)"),  # FloatStorage, HalfTensor, UntypedStorage...
+    re.compile(r"torch(\.cuda)?(\.sparse|\.storage)?\.\w*(Storage|Tensor)"),  # FloatStorage, HalfTensor...
     re.compile(r"torch\.(bool|bfloat16|b?complex\d+|float\d+(_\w+)?|q?u?int\d+(x\d+)?|bits\w+)"),  # dtypes
     re.compile(r"torch\.per_(tensor|channel)_\w+"),
 )
