@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 def load_txt2img_pipeline(entry: ModelEntry, family: FamilyAdapter, dtype, *, models_root: Path,
                           hf_cache: Path | None = None):
     """The family's txt2img pipeline for `entry`, weights in `dtype`, on the CPU (the plan places it)."""
-    cls = family.pipeline_class("txt2img")
+    cls = family.pipeline_class("txt2img", entry.variant)
     if entry.format == "diffusers":
         pipe = _from_diffusers_folder(cls, Path(entry.path), dtype)
     else:
@@ -42,13 +42,13 @@ def _from_diffusers_folder(cls, folder: Path, dtype):
         raise UnreadableModel(f"{folder.name}: the diffusers folder at {folder} cannot be loaded: {_first_line(exc)}") from None
 
 
-def switch_task(pipe, family: FamilyAdapter, task: str):
+def switch_task(pipe, family: FamilyAdapter, task: str, variant: str | None = None):
     """The task's pipeline class over the SAME component objects: nothing reloaded, nothing cast.
 
     diffusers' `from_pipe` without `dtype=` casts shared modules to float32 in place and refuses quantized
     components, so the new pipeline is built directly from `pipe.components`.
     """
-    cls = family.pipeline_class(task)
+    cls = family.pipeline_class(task, variant)
     if type(pipe) is cls:
         return pipe
     new = cls(**_expected_components(cls, pipe.components))

@@ -51,7 +51,7 @@ class LoadedModel:
         """The task's pipeline. Placement hooks live on the shared modules and carry over; model CPU
         offload is the exception: its hook chain belongs to one pipeline, so it is re-made on a switch."""
         if task not in self.pipes:
-            self.pipes[task] = switch_task(self.pipes["txt2img"], self.family, task)
+            self.pipes[task] = switch_task(self.pipes["txt2img"], self.family, task, self.entry.variant)
         pipe = self.pipes[task]
         if task != self.active_task and self.plan.placement == "model_offload":
             pipe.enable_model_cpu_offload(device=self.device.torch_device)

@@ -10,10 +10,9 @@ from typing import Any
 
 from app import __version__
 from app.engine.jobs import RUNNING, GenerationResult, Job, Progress
-from app.engine.preview import unpack_flux_latents
 from app.errors import InvalidRequest
 from app.families.base import VariantDefaults
-from app.generation.images import fill_masked, fit_image, paste_unmasked, prepare_mask
+from app.engine.task_inputs import TASK_INPUTS
 from app.generation.infotext import Infotext, format_infotext
 from app.generation.request import MAX_SEED, SIZE_MULTIPLE, GenerationRequest
 from app.generation.tokens import CLIP_WINDOW, count_clip_tokens
@@ -54,24 +53,24 @@ def pick_seed(seed: int) -> int:
     return random.randint(0, MAX_SEED) if seed < 0 else seed
 
 
-def check_model_limits(pipe, family_name: str, geometry: Geometry) -> None:
+def check_model_limits(pipe, family, geometry: Geometry) -> None:
     """Sizes a particular model cannot take (SD3's position embedding has a maximum), named clearly."""
-    if family_name == "sd3":
-        cfg = pipe.transformer.config
-        limit = cfg.pos_embed_max_size * cfg.patch_size * pipe.vae_scale_factor
-        for field, value in (("width", geometry.width), ("height", geometry.height)):
-            if value > limit:
-                raise InvalidRequest(field, f"{value} is larger than this model allows ({limit} px at most)")
+    limit = family.size_limit(pipe)
+    if limit is None:
+        return
+    for field, value in (("width", geometry.width), ("height", geometry.height)):
+        if value > limit:
+            raise InvalidRequest(field, f"{value} is larger than this model allows ({limit} px at most)")
 
 
 class StepReporter:
     """callback_on_step_end: reports progress, makes previews, and stops the pipeline when asked."""
 
     def __init__(self, job: Job, *, total_steps: int, batch: int, previewer, preview_every: int,
-                 geometry: Geometry, family_name: str, vae_config, hooks=None):
+                 geometry: Geometry, unpack_latents, vae_config, hooks=None):
         self.job, self.total_steps, self.batch = job, total_steps, batch
         self.previewer, self.preview_every = previewer, preview_every
-        self.geometry, self.family_name, self.vae_config = geometry, family_name, vae_config
+        self.geometry, self.unpack_latents, self.vae_config = geometry, unpack_latents, vae_config
         self.started = time.perf_counter()
         self.steps_run = 0
         self.stopped_at: int | None = None  # the step after which a cancel stopped the pipeline
@@ -100,8 +99,8 @@ class StepReporter:
             return None
         try:
             latents = callback_kwargs["latents"]
-            if self.family_name == "flux":
-                latents = unpack_flux_latents(latents, self.geometry.height, self.geometry.width, pipe.vae_scale_factor)
+            if self.unpack_latents is not None:  # FLUX: a sequence of patches, not a BCHW picture
+                latents = self.unpack_latents(latents, self.geometry.height, self.geometry.width, pipe.vae_scale_factor)
             scale = self.vae_config.scaling_factor
             shift = self.vae_config.shift_factor or 0.0
             return self.previewer.to_image(latents / scale + shift)
@@ -118,7 +117,7 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None) -> Generatio
     defaults = family.defaults_for(entry.variant, entry.path)
     geometry = resolve_size(request, defaults)
     pipe = loaded.pipeline_for(request.task)
-    check_model_limits(pipe, family.name, geometry)
+    check_model_limits(pipe, family, geometry)
 
     result = GenerationResult(model=entry.name)
     started = time.perf_counter()
@@ -133,36 +132,24 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None) -> Generatio
     kwargs = family.call_kwargs(request, defaults)
     kwargs.update(height=geometry.height, width=geometry.width, output_type="pil",
                   num_images_per_prompt=request.batch_size)
-    init_image = mask = None
-    if request.task in ("img2img", "inpaint"):
-        init_image = fit_image(request.image, geometry.width, geometry.height, request.resize_mode)
-        kwargs.update(image=init_image, strength=request.strength)
-    if request.task == "inpaint":
-        mask = prepare_mask(request.mask, geometry.width, geometry.height, request.resize_mode, request.mask_blur)
-        kwargs["mask_image"] = mask
-        kwargs["image"] = fill_masked(init_image, mask, request.masked_content, base_seed)
-        if request.inpaint_only_masked and mask.getbbox() is not None:  # diffusers cannot crop to nothing
-            kwargs["padding_mask_crop"] = request.inpaint_padding
-    if request.task == "img2img" and request.strength == 0:
-        result.warnings.append("denoising strength 0: the input image is returned unchanged")
+    inputs = TASK_INPUTS[request.task](request, geometry.width, geometry.height, base_seed)
+    kwargs.update(inputs.kwargs)
+    result.warnings.extend(inputs.warnings)
 
     steps = kwargs["num_inference_steps"]
-    # what diffusers' get_timesteps runs for a strength below 1
-    effective_steps = steps if request.task == "txt2img" else max(1, steps - int(steps - steps * request.strength))
-    cfg_used = kwargs.get("true_cfg_scale", kwargs.get("guidance_scale") if family.name == "sd3" else 1.0)
+    cfg_used = family.cfg_used(kwargs)
     for batch in range(request.batch_count):
         seeds = [base_seed + batch * request.batch_size + i for i in range(request.batch_size)]
         stopped_at = None
-        if request.task != "txt2img" and request.strength == 0:
-            images = [init_image.copy() for _ in seeds]
+        if inputs.unchanged is not None:  # strength 0: nothing to denoise
+            images = [inputs.unchanged.copy() for _ in seeds]
         else:
-            images, stopped_at = _run_pipeline(job, pipe, kwargs, seeds, batch, effective_steps, previewer,
-                                               geometry, family.name, request.preview_every, hooks)
+            images, stopped_at = _run_pipeline(job, pipe, kwargs, seeds, batch, inputs.steps_run(steps), previewer,
+                                               geometry, family.unpack_latents, request.preview_every, hooks)
         for image, seed in zip(images, seeds):
-            if mask is not None:
-                image = paste_unmasked(image, init_image, mask)
+            image = inputs.finish(image)
             text = format_infotext(_infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs,
-                                             stopped_at))
+                                             inputs.infotext, stopped_at))
             result.images.append(image)
             result.seeds.append(seed)
             result.infotexts.append(text)
@@ -186,13 +173,13 @@ def _save(store, result: GenerationResult, image, request, text: str, seed: int,
         return None
 
 
-def _run_pipeline(job, pipe, kwargs, seeds, batch, total_steps, previewer, geometry, family_name, preview_every,
+def _run_pipeline(job, pipe, kwargs, seeds, batch, total_steps, previewer, geometry, unpack_latents, preview_every,
                   hooks=None):
     """(the images, the number of steps they got when an interrupt or skip stopped them early, else None)."""
     import torch
 
     reporter = StepReporter(job, total_steps=total_steps, batch=batch, previewer=previewer,
-                            preview_every=preview_every, geometry=geometry, family_name=family_name,
+                            preview_every=preview_every, geometry=geometry, unpack_latents=unpack_latents,
                             vae_config=pipe.vae.config, hooks=hooks)
     # CPU generators: a seed gives the same noise on any device, and image i depends only on seeds[i].
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
@@ -204,7 +191,8 @@ def _run_pipeline(job, pipe, kwargs, seeds, batch, total_steps, previewer, geome
     return list(out.images), reporter.stopped_at if stopped_early else None
 
 
-def _infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs, stopped_at=None) -> Infotext:
+def _infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs, task_values,
+              stopped_at=None) -> Infotext:
     """The infotext of one image. `steps` is the requested step count, written as "Steps" as A1111 does.
 
     An image stopped early (interrupt or skip after `stopped_at` steps) is a partly denoised picture, not
@@ -223,17 +211,8 @@ def _infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs
     }
     if stopped_at is not None:
         values["Steps requested"] = steps
-    if request.task != "txt2img":
-        values["Denoising strength"] = request.strength
-    if loaded.family.name == "flux" and kwargs.get("guidance_scale") and loaded.entry.variant == "flux-dev":
-        values["Distilled CFG Scale"] = kwargs["guidance_scale"]
-    if request.task == "inpaint":
-        values["Mask blur"] = request.mask_blur
-        if request.masked_content != "original":
-            values["Masked content"] = request.masked_content
-        if request.inpaint_only_masked:
-            values["Inpaint area"] = "Only masked"
-            values["Masked area padding"] = request.inpaint_padding
+    values.update(task_values)
+    values.update(loaded.family.infotext_extras(loaded.entry.variant, kwargs))
     if loaded.entry.demo:
         values["Model type"] = loaded.entry.label or "demo"
     values["Version"] = f"easel {__version__}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -23,26 +23,68 @@ class VariantDefaults:
     schedule_type: str = "Simple"
 
 
+TASKS = ("txt2img", "img2img", "inpaint")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one variant can take; `Engine.submit` checks a request against it before queueing.
+
+    pipelines: (task, the add-on kinds that need a pipeline of their own) -> diffusers class name. A LoRA
+    patches the weights and needs none, so its jobs use the (task, frozenset()) entry; ControlNet will
+    add (task, {"controlnet"}) entries. lora_family: the family whose LoRAs fit (FLUX.1 schnell and dev
+    share FLUX LoRAs)."""
+
+    pipelines: Mapping[tuple[str, frozenset[str]], str]
+    addon_kinds: frozenset[str] = frozenset({"lora"})
+    lora_family: str = ""
+    pipeline_addon_kinds: frozenset[str] = frozenset()  # kinds that pick another pipeline class
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(task for task, _ in self.pipelines))
+
+    def pipeline_name(self, task: str, addon_kinds=frozenset()) -> str:
+        key = (task, frozenset(addon_kinds) & self.pipeline_addon_kinds)
+        try:
+            return self.pipelines[key]
+        except KeyError:
+            raise ValueError(f"no pipeline for {task} with {', '.join(sorted(key[1])) or 'no add-ons'} "
+                             f"(tasks: {', '.join(self.tasks)})") from None
+
+
+def task_pipelines(by_task: Mapping[str, str]) -> dict[tuple[str, frozenset[str]], str]:
+    """{task: class} as the capability table's keys, for pipelines that no add-on changes."""
+    return {(task, frozenset()): name for task, name in by_task.items()}
+
+
 @dataclass(frozen=True)
 class FamilyAdapter:
     """One model family. Each family module builds one of these; the engine reads only this."""
 
     name: str  # "flux" | "sd3"
     display: str  # "FLUX.1" | "SD3.5"
-    pipelines: Mapping[str, str]  # task -> diffusers pipeline class name
     variants: Mapping[str, VariantDefaults]
     clip_tokenizer: str  # pipeline attribute of the CLIP tokenizer whose 77-token window is reported
     t5_encoder: str  # pipeline attribute of the T5 encoder (kept on the CPU by small-VRAM plans)
     call_kwargs: Callable[[Any, VariantDefaults], dict[str, Any]]  # (request, defaults) -> pipeline kwargs
+    capabilities: Mapping[str, Capabilities] = field(default_factory=dict)  # variant -> what it can take
+    cfg_used: Callable[[Mapping[str, Any]], float] = lambda kwargs: 1.0  # the CFG the call applies (infotext)
+    infotext_extras: Callable[[str, Mapping[str, Any]], dict[str, Any]] = lambda variant, kwargs: {}
+    size_limit: Callable[[Any], int | None] = lambda pipe: None  # the largest side a loaded model takes
+    unpack_latents: Callable[..., Any] | None = None  # (latents, height, width, vae_scale_factor) -> BCHW
     size_multiple: int = 16
 
-    def pipeline_class(self, task: str):
+    def capabilities_for(self, variant: str | None) -> Capabilities:
+        """The variant's capabilities (an unknown variant gets the family's first one's)."""
+        if variant in self.capabilities:
+            return self.capabilities[variant]
+        return next(iter(self.capabilities.values()))
+
+    def pipeline_class(self, task: str, variant: str | None = None, addon_kinds=frozenset()):
         import diffusers
 
-        try:
-            return getattr(diffusers, self.pipelines[task])
-        except KeyError:
-            raise ValueError(f"{self.display} has no {task!r} pipeline (has: {', '.join(self.pipelines)})") from None
+        return getattr(diffusers, self.capabilities_for(variant).pipeline_name(task, addon_kinds))
 
     def defaults_for(self, variant: str | None, model_path: Path | None = None) -> VariantDefaults:
         """The variant's defaults, refined by an `easel.json` beside a diffusers folder (demo models use it)."""

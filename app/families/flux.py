@@ -7,9 +7,9 @@ the negative prompt does nothing unless true CFG (cfg_scale > 1) is asked for, w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
-from app.families.base import FamilyAdapter, VariantDefaults, common_call_kwargs
+from app.families.base import Capabilities, FamilyAdapter, VariantDefaults, common_call_kwargs, task_pipelines
 
 VARIANTS = {
     "flux-schnell": VariantDefaults(steps=4, cfg_scale=1.0, guidance=None, max_sequence_length=256),
@@ -28,12 +28,34 @@ def call_kwargs(request: Any, defaults: VariantDefaults) -> dict[str, Any]:
     return kwargs
 
 
+PIPELINES = task_pipelines({"txt2img": "FluxPipeline", "img2img": "FluxImg2ImgPipeline",
+                            "inpaint": "FluxInpaintPipeline"})
+CAPABILITIES = {variant: Capabilities(pipelines=PIPELINES, lora_family="flux") for variant in VARIANTS}
+
+
+def infotext_extras(variant: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Forge's key for dev's distilled guidance (schnell has none)."""
+    if variant == "flux-dev" and kwargs.get("guidance_scale"):
+        return {"Distilled CFG Scale": kwargs["guidance_scale"]}
+    return {}
+
+
+def unpack_latents(latents, height: int, width: int, vae_scale_factor: int):
+    """FLUX's latents are a sequence of 2x2 patches; previews need the BCHW picture."""
+    from app.engine.preview import unpack_flux_latents
+
+    return unpack_flux_latents(latents, height, width, vae_scale_factor)
+
+
 FLUX = FamilyAdapter(
     name="flux",
     display="FLUX.1",
-    pipelines={"txt2img": "FluxPipeline", "img2img": "FluxImg2ImgPipeline", "inpaint": "FluxInpaintPipeline"},
     variants=VARIANTS,
     clip_tokenizer="tokenizer",
     t5_encoder="text_encoder_2",
     call_kwargs=call_kwargs,
+    capabilities=CAPABILITIES,
+    cfg_used=lambda kwargs: kwargs.get("true_cfg_scale", 1.0),  # guidance_scale is distilled, not CFG
+    infotext_extras=infotext_extras,
+    unpack_latents=unpack_latents,
 )

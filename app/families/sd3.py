@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.families.base import FamilyAdapter, VariantDefaults, common_call_kwargs
+from app.families.base import Capabilities, FamilyAdapter, VariantDefaults, common_call_kwargs, task_pipelines
 
 VARIANTS = {
     "sd3.5-large": VariantDefaults(steps=28, cfg_scale=4.5, guidance=None, max_sequence_length=256, negative_prompt=True),
@@ -24,16 +24,27 @@ def call_kwargs(request: Any, defaults: VariantDefaults) -> dict[str, Any]:
     return kwargs
 
 
+PIPELINES = task_pipelines({"txt2img": "StableDiffusion3Pipeline", "img2img": "StableDiffusion3Img2ImgPipeline",
+                            "inpaint": "StableDiffusion3InpaintPipeline"})
+# SD3.5 large and medium differ in depth and width: a LoRA of one has no key that fits the other, which
+# the LoRA loader reports by name; the family check here catches FLUX files before any load.
+CAPABILITIES = {variant: Capabilities(pipelines=PIPELINES, lora_family="sd3") for variant in VARIANTS}
+
+
+def size_limit(pipe) -> int:
+    """SD3's position embedding has a largest grid: beyond it the model cannot place a patch."""
+    cfg = pipe.transformer.config
+    return cfg.pos_embed_max_size * cfg.patch_size * pipe.vae_scale_factor
+
+
 SD3 = FamilyAdapter(
     name="sd3",
     display="SD3.5",
-    pipelines={
-        "txt2img": "StableDiffusion3Pipeline",
-        "img2img": "StableDiffusion3Img2ImgPipeline",
-        "inpaint": "StableDiffusion3InpaintPipeline",
-    },
     variants=VARIANTS,
     clip_tokenizer="tokenizer",
     t5_encoder="text_encoder_3",
     call_kwargs=call_kwargs,
+    capabilities=CAPABILITIES,
+    cfg_used=lambda kwargs: kwargs["guidance_scale"],
+    size_limit=size_limit,
 )
