@@ -70,9 +70,9 @@ def main() -> None:
         hidden = torch.randn(batch, tokens, tr_config["in_channels"], device=dev, dtype=bf16)
         ids = torch.zeros(tokens, 3, device=dev)
         text = torch.randn(batch, 512, tr_config["joint_attention_dim"], device=dev, dtype=bf16)
+        pooled = torch.randn(batch, tr_config["pooled_projection_dim"], device=dev, dtype=bf16)
         with torch.inference_mode():
-            transformer(hidden_states=hidden, encoder_hidden_states=text,
-                        pooled_projections=torch.randn(batch, tr_config["pooled_projection_dim"], device=dev, dtype=bf16),
+            transformer(hidden_states=hidden, encoder_hidden_states=text, pooled_projections=pooled,
                         timestep=torch.ones(batch, device=dev), img_ids=ids, txt_ids=torch.zeros(512, 3, device=dev),
                         guidance=torch.ones(batch, device=dev))
 
