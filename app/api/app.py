@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import compile_path
 
 from app import __version__
 from app.api.auth import basic_auth, parse_auth_pairs
@@ -22,11 +23,12 @@ from app.api.routes.extras import extras_router
 from app.api.routes.generation import generation_router
 from app.api.routes.models import models_router
 from app.api.routes.progress import progress_router
+from app.api.routes.queue import queue_router
 from app.api.routes.system import system_router
 from app.settings import Settings
 
 API_PREFIX = "/sdapi/v1"
-_ROUTERS = (generation_router, extras_router, progress_router, models_router, system_router)
+_ROUTERS = (generation_router, extras_router, progress_router, queue_router, models_router, system_router)
 
 
 def create_api_router(
@@ -47,7 +49,21 @@ def create_api_router(
         router.include_router(build(context))
     for extra in extra_routers:  # extensions' routes: /sdapi/v1/ext/<name>/..., behind the same auth
         router.include_router(extra)
+    _answer_unknown_paths(router)
     return router
+
+
+def _answer_unknown_paths(router: APIRouter) -> None:
+    """An unknown /sdapi/v1 path is the API's own 404 (or 405 for a known path and another method) in
+    every mode: with the web UI mounted at "/", Gradio would answer it otherwise."""
+    @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def unknown(rest: str, request: Request):
+        path = request.url.path
+        allowed = sorted(_methods_serving(request.app, path))
+        if allowed:
+            raise HTTPException(405, f"{request.method} is not allowed on {path} (allowed: {', '.join(allowed)})",
+                                headers={"Allow": ", ".join(allowed)})
+        raise HTTPException(404, f"{path}: no such API route (the routes are listed at /docs)")
 
 
 def create_api(
@@ -76,3 +92,12 @@ def create_api(
     app.include_router(create_api_router(engine, settings, auth=auth, flags={"cors_allow_origins": origins},
                                          extra_routers=extra_routers))
     return app
+
+
+def _methods_serving(app, path: str) -> set[str]:
+    """The methods the API's documented routes serve `path` with (none: the path is unknown)."""
+    methods: set[str] = set()
+    for template, operations in app.openapi().get("paths", {}).items():
+        if compile_path(template)[0].match(path):
+            methods |= {method.upper() for method in operations}
+    return methods

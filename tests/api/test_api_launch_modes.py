@@ -147,3 +147,13 @@ def test_json_nan_and_a_broken_body_are_4xx(fresh):
     broken = client.post("/sdapi/v1/txt2img", content=b'{"prompt": ', headers={"Content-Type": "application/json"})
     assert broken.status_code == 422 and "JSON" in broken.json()["detail"]
     assert client.get("/sdapi/v1/sd-models").status_code == 200  # still serving
+
+
+def test_an_unknown_api_path_is_the_apis_own_404_in_every_mode(fresh):
+    client, _ = fresh
+    missing = client.post("/sdapi/v1/interrogate", json={"image": PNG})
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "NotFound",
+                              "detail": "/sdapi/v1/interrogate: no such API route (the routes are listed at /docs)"}
+    wrong_method = client.get("/sdapi/v1/txt2img")
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.json()["detail"]
