@@ -12,6 +12,8 @@ from app import __version__
 from app.engine.jobs import RUNNING, GenerationResult, Job, Progress
 from app.errors import InvalidRequest
 from app.families.base import VariantDefaults
+from app.addons.base import Prepared
+from app.addons.prompt_tags import strip_lora_tags
 from app.engine.task_inputs import TASK_INPUTS
 from app.generation.infotext import Infotext, format_infotext
 from app.generation.request import MAX_SEED, SIZE_MULTIPLE, GenerationRequest
@@ -110,8 +112,10 @@ class StepReporter:
             return None
 
 
-def run_job(job: Job, loaded, store, *, previewer=None, hooks=None) -> GenerationResult:
-    """Make every image of `job` on `loaded` (a LoadedModel); save them when the request says so."""
+def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prepared | None = None) -> GenerationResult:
+    """Make every image of `job` on `loaded` (a LoadedModel); save them when the request says so.
+    `addons`: what the job's add-ons (LoRAs...) prepared on the model: call kwargs, infotext, warnings."""
+    addons = addons or Prepared()
     request = job.request
     family, entry = loaded.family, loaded.entry
     defaults = family.defaults_for(entry.variant, entry.path)
@@ -122,7 +126,8 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None) -> Generatio
     result = GenerationResult(model=entry.name)
     started = time.perf_counter()
     base_seed = pick_seed(request.seed)
-    result.clip_tokens = count_clip_tokens(getattr(pipe, family.clip_tokenizer, None), request.prompt)
+    result.warnings.extend(addons.warnings)
+    result.clip_tokens = count_clip_tokens(getattr(pipe, family.clip_tokenizer, None), strip_lora_tags(request.prompt))
     result.clip_tokens_dropped = max(0, result.clip_tokens - CLIP_WINDOW)
     if result.clip_tokens_dropped:
         result.warnings.append(
@@ -134,6 +139,7 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None) -> Generatio
                   num_images_per_prompt=request.batch_size)
     inputs = TASK_INPUTS[request.task](request, geometry.width, geometry.height, base_seed)
     kwargs.update(inputs.kwargs)
+    kwargs.update(addons.call_kwargs)
     result.warnings.extend(inputs.warnings)
 
     steps = kwargs["num_inference_steps"]
@@ -149,7 +155,7 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None) -> Generatio
         for image, seed in zip(images, seeds):
             image = inputs.finish(image)
             text = format_infotext(_infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs,
-                                             inputs.infotext, stopped_at))
+                                             {**inputs.infotext, **addons.infotext}, stopped_at))
             result.images.append(image)
             result.seeds.append(seed)
             result.infotexts.append(text)

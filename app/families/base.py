@@ -109,8 +109,10 @@ def read_folder_meta(model_path: Path | None) -> dict[str, Any]:
 
 def common_call_kwargs(request: Any, defaults: VariantDefaults) -> dict[str, Any]:
     """Arguments every family's pipelines take the same way."""
+    from app.addons.prompt_tags import strip_lora_tags
+
     kwargs: dict[str, Any] = {
-        "prompt": request.prompt,
+        "prompt": strip_lora_tags(request.prompt),  # the encoders never read <lora:...> tags
         "num_inference_steps": request.steps or defaults.steps,
         "max_sequence_length": defaults.max_sequence_length,
     }

@@ -29,14 +29,21 @@ class HashCache:
         self._lock = threading.Lock()
 
     def sha256(self, path: Path) -> str:
+        return self._cached(path, "", sha256_of)
+
+    def addnet_hash(self, path: Path) -> str:
+        """A LoRA's "Lora hashes" value (12 hex digits), computed once per file version."""
+        return self._cached(path, "addnet|", addnet_hash)[:12]
+
+    def _cached(self, path: Path, kind: str, compute) -> str:
         path = Path(path).resolve()
         st = path.stat()
-        key = f"{path}|{st.st_size}|{int(st.st_mtime)}"
+        key = f"{kind}{path}|{st.st_size}|{int(st.st_mtime)}"
         with self._lock:
             cache = self._read()
             if key in cache:
                 return cache[key]
-        value = sha256_of(path)
+        value = compute(path)
         with self._lock:
             cache = self._read()
             cache[key] = value
@@ -87,3 +94,16 @@ def weight_files_of(entry) -> list[Path]:
     if folder.is_dir():
         return sorted((folder / "transformer").glob("*.safetensors"))
     return [folder] if folder.is_file() else []
+
+
+def addnet_hash(path: Path) -> str:
+    """The hash A1111 writes in "Lora hashes" (first 12 hex digits) and civitai matches: sha256 of a
+    safetensors file's tensor data, without its 8-byte length and JSON header (so editing the metadata
+    does not change it)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        header_len = int.from_bytes(fh.read(8), "little")
+        fh.seek(8 + header_len)
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -20,6 +20,26 @@ MAX_STEPS = 150
 MAX_SEED = 2**32 - 1
 
 
+MAX_ADDONS = 16
+MAX_ADDON_WEIGHT = 10.0
+
+
+class LoraAddon(BaseModel):
+    """A LoRA by name (file stem or alias, as `<lora:NAME:WEIGHT>` writes it) with its strengths."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["lora"] = "lora"
+    name: str = Field(min_length=1, max_length=255)
+    weight: float = Field(1.0, ge=-MAX_ADDON_WEIGHT, le=MAX_ADDON_WEIGHT, allow_inf_nan=False)
+    text_encoder_weight: float | None = Field(None, ge=-MAX_ADDON_WEIGHT, le=MAX_ADDON_WEIGHT, allow_inf_nan=False)
+    from_prompt: bool = False  # read from a <lora:...> tag of the prompt (the tag stays in the prompt)
+
+
+# A union discriminated on `kind` as the other add-on kinds (controlnet, reference) join it.
+AddOn = LoraAddon
+
+
 class GenerationRequest(BaseModel):
     """One generation job. Fields left None take the selected model's variant defaults."""
 
@@ -47,6 +67,7 @@ class GenerationRequest(BaseModel):
     resize_mode: Literal["just-resize", "crop-and-resize", "resize-and-fill"] = "just-resize"
     save: bool = True
     preview_every: int = Field(0, ge=0, le=MAX_STEPS, description="decode a preview every N steps (0: never)")
+    addons: tuple[AddOn, ...] = Field((), max_length=MAX_ADDONS, description="LoRAs (and later other add-ons)")
 
     @field_validator("width", "height")
     @classmethod
@@ -109,14 +130,15 @@ def validate_request(**fields: Any) -> GenerationRequest:
 
 def invalid_request_from(exc: ValidationError) -> InvalidRequest:
     err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "__root__")
+    loc = _field_path(err.get("loc", ()))
     msg = err.get("msg", "is invalid")
     msg = msg.removeprefix("Value error, ")
     if ":" in msg and not loc:
         loc, _, msg = msg.partition(":")
         msg = msg.strip()
     if err.get("type") == "extra_forbidden":
-        allowed = ", ".join(sorted(GenerationRequest.model_fields))
+        model = LoraAddon if loc.startswith("addons[") else GenerationRequest
+        allowed = ", ".join(sorted(model.model_fields))
         msg = f"is not a request field (allowed: {allowed})"
     elif err.get("type") == "string_too_long":
         msg = f"is too long: at most {MAX_PROMPT_CHARS:,} characters are accepted"
@@ -132,3 +154,18 @@ def _field_range(name: str) -> tuple[object, object]:
         low = getattr(meta, "ge", low)
         high = getattr(meta, "le", high)
     return low, high
+
+
+def _field_path(loc) -> str:
+    """("addons", 0, "weight") -> "addons[0].weight", as a user reads it."""
+    out = ""
+    for part in loc:
+        if part == "__root__":
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("lora",) and out.endswith("]"):  # pydantic's union tag, not a field
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out

@@ -1,0 +1,56 @@
+"""The engine's side of add-ons: read them from the request (and its `<lora:...>` tags), check them
+against the variant's capabilities before queueing, and prepare them on the loaded model for a job.
+
+    request = with_prompt_addons(request)                      # tags -> LoraAddon(from_prompt=True)
+    check_addons(request, context)                             # at submit: 422 naming addons[i]
+    prepared = prepare_addons(loaded, request, context, cache) # on the worker, before the pipeline call
+"""
+
+from __future__ import annotations
+
+from app.addons.base import AddonContext, Prepared
+from app.addons.lora import LORA
+from app.addons.prompt_tags import find_lora_tags
+from app.errors import InvalidRequest
+from app.generation.request import LoraAddon, validate_request
+
+ADDON_KINDS = {kind.kind: kind for kind in (LORA,)}
+
+
+def with_prompt_addons(request):
+    """The request with its prompt's `<lora:NAME:WEIGHT>` tags as LoRA add-ons (the tags stay in the
+    prompt). A LoRA also given in `addons` keeps the weight given there."""
+    tags = find_lora_tags(request.prompt)
+    if not tags:
+        return request
+    given = {a.name.lower() for a in request.addons if a.kind == "lora"}
+    added = []
+    for tag in tags:
+        if tag.name.lower() in given:
+            continue
+        given.add(tag.name.lower())
+        added.append(LoraAddon(name=tag.name, weight=tag.weight, text_encoder_weight=tag.text_encoder_weight,
+                               from_prompt=True))
+    return validate_request(**{**dict(request), "addons": (*request.addons, *added)})
+
+
+def resolve_addons(request, context: AddonContext) -> list:
+    """Each add-on checked against the model's variant: the kind is one it takes, the files exist and
+    fit. InvalidRequest names addons[i] and says what is allowed."""
+    resolved = []
+    for index, addon in enumerate(request.addons):
+        if addon.kind not in context.capabilities.addon_kinds or addon.kind not in ADDON_KINDS:
+            takes = ", ".join(sorted(context.capabilities.addon_kinds)) or "none"
+            raise InvalidRequest(f"addons[{index}].kind", f"{context.entry.variant or context.entry.family} takes no "
+                                                          f"{addon.kind} add-ons (it takes: {takes})")
+        resolved.append(ADDON_KINDS[addon.kind].resolve(addon, index, context))
+    return resolved
+
+
+def prepare_addons(loaded, resolved: list, hash_cache) -> Prepared:
+    """Every kind brought to exactly this job's add-ons (a kind the job has none of is restored)."""
+    prepared = Prepared()
+    for kind in ADDON_KINDS.values():
+        mine = [r for r in resolved if getattr(r, "kind", "lora") == kind.kind]
+        prepared = prepared.merge(kind.prepare(loaded, mine, hash_cache))
+    return prepared

@@ -1,0 +1,143 @@
+"""LoRA as an add-on kind: found by name in the catalog, fused into the loaded model's weights.
+
+Fusing (ComfyUI's way) costs nothing per step: the patched weights are the model's own. The original
+of every weight a LoRA touches is kept (on the CPU) the first time it is patched, so switching to
+another set restores those and patches again without reloading the base model, and a job with no
+LoRA gets the base weights back exactly. Deltas are added in float32 and cast once to the weight's
+dtype (16-bit weights would lose small deltas otherwise). Weight 0 leaves a LoRA out entirely, so its
+images are the base model's, bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from app.addons.base import AddonContext, Prepared
+from app.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
+
+COMPONENTS = ("transformer", "text_encoder", "text_encoder_2", "text_encoder_3")
+FAMILY_NAMES = {"flux": "FLUX.1", "sd3": "SD3.5"}
+MAX_NAMES_SHOWN = 12
+
+
+@dataclass(frozen=True)
+class ResolvedLora:
+    name: str  # as the request wrote it
+    path: Path
+    weight: float
+    text_encoder_weight: float
+    from_prompt: bool
+    index: int  # its place in the request's addons (errors name addons[index])
+    kind: str = "lora"
+
+    @property
+    def key(self) -> tuple:
+        st = self.path.stat()
+        return (str(self.path), st.st_size, st.st_mtime_ns, self.weight, self.text_encoder_weight)
+
+
+@dataclass
+class FusedState:
+    """What the loaded model carries now: the set's key, the originals of patched weights, the report."""
+
+    key: tuple = ()
+    originals: dict[tuple[str, str], Any] = field(default_factory=dict)  # (component, parameter) -> CPU copy
+    prepared: Prepared = field(default_factory=Prepared)
+
+
+def lora_name(found) -> str:
+    """The name a LoRA is called by: its file name without the suffix."""
+    return found.path.stem
+
+
+class LoraKind:
+    kind = "lora"
+
+    # -- at submit --------------------------------------------------------------------------------------
+    def resolve(self, addon, index: int, context: AddonContext) -> ResolvedLora:
+        files = context.catalog.files_of_kind("lora")
+        wanted = addon.name.strip().lower()
+        matches = [f for f in files if lora_name(f).lower() == wanted or f.path.name.lower() == wanted]
+        if not matches:
+            names = sorted({lora_name(f) for f in files})
+            shown = ", ".join(names[:MAX_NAMES_SHOWN]) + (" ..." if len(names) > MAX_NAMES_SHOWN else "")
+            raise InvalidRequest(f"addons[{index}].name", f"no LoRA named {addon.name!r} in the loras folders "
+                                                          f"(available: {shown or 'none'})")
+        found = matches[0]
+        fits = context.capabilities.lora_family
+        if found.family and fits and found.family != fits:
+            model = context.entry.variant or context.entry.family
+            raise InvalidRequest(f"addons[{index}].name",
+                                 f"{model} cannot take {lora_name(found)!r}: it is a "
+                                 f"{FAMILY_NAMES.get(found.family, found.family)} LoRA")
+        te = addon.text_encoder_weight if addon.text_encoder_weight is not None else addon.weight
+        return ResolvedLora(addon.name, found.path, addon.weight, te, addon.from_prompt, index)
+
+    # -- on the worker ----------------------------------------------------------------------------------
+    def prepare(self, loaded, resolved: Sequence[ResolvedLora], hash_cache) -> Prepared:
+        active = [r for r in resolved if r.weight or r.text_encoder_weight]
+        state: FusedState = loaded.addon_state.setdefault(self.kind, FusedState())
+        key = tuple(r.key for r in active)
+        if key == state.key:
+            return state.prepared
+        components = {name: getattr(loaded.pipes["txt2img"], name, None) for name in COMPONENTS}
+        components = {name: module for name, module in components.items() if module is not None}
+        _restore(components, state)
+        state.key, state.prepared = (), Prepared()
+        if not active:
+            return state.prepared
+        warnings: list[str] = []
+        for lora in active:
+            warnings.extend(_fuse(lora, components, state, loaded.family.name, loaded.entry))
+        hashes = ", ".join(f"{r.name}: {hash_cache.addnet_hash(r.path)}" for r in active)
+        state.key, state.prepared = key, Prepared(infotext={"Lora hashes": hashes}, warnings=warnings)
+        return state.prepared
+
+
+def _fuse(lora: ResolvedLora, components: dict[str, Any], state: FusedState, family: str, entry) -> list[str]:
+    """Add one LoRA's deltas to the weights; returns its warnings (skipped keys)."""
+    import torch
+
+    from app.addons.lora_formats import read_lora
+    from app.addons.lora_match import LoraDoesNotFit, plan_lora_patches
+
+    try:
+        plan = plan_lora_patches(read_lora(lora.path), components, family=family, model_name=_model_label(entry))
+    except LoraDoesNotFit as exc:
+        raise InvalidRequest(f"addons[{lora.index}].name", str(exc)) from None
+    with torch.no_grad():
+        for patch in plan.patches:
+            strength = lora.weight if patch.component == "transformer" else lora.text_encoder_weight
+            if not strength:
+                continue
+            parameter = getattr(components[patch.component].get_submodule(patch.module), patch.param)
+            where = (patch.component, f"{patch.module}.{patch.param}")
+            if where not in state.originals:
+                state.originals[where] = parameter.detach().to("cpu", copy=True)
+            delta = patch.delta(strength, torch.float32, parameter.device)
+            parameter.data.copy_((parameter.data.float() + delta).to(parameter.dtype))
+    log.info("LoRA %s: %d keys applied, %d skipped", lora.path.name, plan.matched, len(plan.skipped))
+    warning = plan.warning()
+    return [f"LoRA {warning}"] if warning else []
+
+
+def _restore(components: dict[str, Any], state: FusedState) -> None:
+    import torch
+
+    with torch.no_grad():
+        for (component, name), original in state.originals.items():
+            parameter = components[component].get_parameter(name)
+            parameter.data.copy_(original.to(parameter.device))
+    state.originals.clear()
+
+
+def _model_label(entry) -> str:
+    return f"{FAMILY_NAMES.get(entry.family, entry.family)} {entry.variant or ''}".strip()
+
+
+LORA = LoraKind()
