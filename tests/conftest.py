@@ -1,4 +1,6 @@
+import contextlib
 import os
+import threading
 
 import pytest
 
@@ -16,3 +18,27 @@ def demo_models_dir(tmp_path_factory):
     models = tmp_path_factory.mktemp("models")
     ensure_demo_models(models)
     return models
+
+
+@contextlib.contextmanager
+def _held_worker(engine, timeout: float = 120):
+    """The engine's worker busy with a job that waits for an Event: jobs submitted meanwhile stay queued."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold():
+        started.set()
+        release.wait(timeout)
+
+    blocker = engine.submit_call(hold, task="hold")
+    assert started.wait(timeout), "the worker never started the holding job"
+    try:
+        yield blocker
+    finally:
+        release.set()
+        blocker.wait_done(timeout)
+
+
+@pytest.fixture
+def hold_worker():
+    """`with hold_worker(engine): ...`: jobs submitted inside stay queued until the block ends."""
+    return _held_worker

@@ -8,31 +8,42 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections import OrderedDict
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+from app.addons.apply import prepare_addons, resolve_addons, with_prompt_addons
+from app.addons.base import AddonContext
 from app.catalog.entry import ModelEntry
-from app.engine.jobs import GenerationResult, Job
+from app.engine.jobs import GenerationResult, Job, JobNotFound
 from app.engine.manager import ModelManager
+from app.engine.recent import RecentJobs
 from app.engine.runner import run_job
 from app.engine.worker import Worker
-from app.errors import EaselError, ModelNotFound
+from app.errors import EaselError, InvalidRequest, ModelNotFound
+from app.families import family_for
 from app.generation.model_hash import HashCache
-from app.generation.request import GenerationRequest
+from app.generation.request import GenerationRequest, validate_request
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RECENT_JOBS_KEPT = 32  # enough for the open browser tabs; finished jobs hold their images
+RECENT_JOBS_KEPT = 32  # finished jobs kept for lookup by id (queued and running ones are always kept)
 
 
 class Engine:
-    def __init__(self, settings: Settings, hooks=None):
-        """`hooks`: an ExtensionManager (adjust_request, step_end, image_saved, upscalers) or None."""
+    def __init__(self, settings: Settings, hooks=None, hash_cache: HashCache | None = None):
+        """`hooks`: an ExtensionManager (adjust_request, step_end, image_saved, upscalers) or None.
+        `hash_cache`: the process's one model-hash cache (made here when not given). Front ends build
+        the engine with `app.engine.factory.build_engine`, which passes both."""
         self.settings = settings
         self._hooks = hooks
+        self.hash_cache = hash_cache or HashCache(settings.models_dir / ".easel-hashes.json")
+        self._warm = threading.Event()
+        self._warm.set()  # nothing to wait for until warm_up() is asked for
         self._overrides = settings.memory_overrides()  # conflicting flags fail here, before any work
         self._catalog = None
         self._catalog_lock = threading.Lock()
@@ -41,7 +52,7 @@ class Engine:
         self._manager: ModelManager | None = None
         self._store = None
         self._worker = Worker(self._run)
-        self._recent_jobs: OrderedDict[int, Job] = OrderedDict()
+        self._recent_jobs = RecentJobs(RECENT_JOBS_KEPT)
         self._upscaler_models = None  # for front ends that hold only a job id
 
     # -- what is on disk -------------------------------------------------------------------------------
@@ -81,6 +92,34 @@ class Engine:
         raise ModelNotFound(f"no model is ready in {self.settings.models_dir}; run `python -m app models` to see why")
 
     @property
+    def extensions(self):
+        """The ExtensionManager the engine calls (None when built without extensions)."""
+        return self._hooks
+
+    def warm_up(self) -> threading.Thread:
+        """Scan the models and import torch and diffusers in the background, so the first request is
+        fast; jobs wait for it to end (never racing it for a half-imported module)."""
+        self._warm.clear()
+        thread = threading.Thread(target=self._warm_up, name="easel-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def wait_until_warm(self, timeout: float | None = None) -> bool:
+        return self._warm.wait(timeout)
+
+    def _warm_up(self) -> None:
+        try:
+            self.catalog()
+            self.device  # noqa: B018 - detection imports torch
+            import diffusers
+
+            diffusers.FluxPipeline, diffusers.StableDiffusion3Pipeline  # noqa: B018 - resolve the lazy module
+        except Exception:  # a broken models folder is reported by the Models tab, not here
+            log.exception("warm-up failed")
+        finally:
+            self._warm.set()
+
+    @property
     def device(self):
         if self._device is None:
             from app.runtime.devices import detect_device
@@ -94,37 +133,70 @@ class Engine:
         return self._get_manager().plan_for(entry, request)
 
     # -- jobs ------------------------------------------------------------------------------------------
-    def submit(self, request: GenerationRequest) -> Job:
-        """Queue a job (FIFO). The model name is checked now, so an unknown one fails before queueing."""
+    def submit(self, request: GenerationRequest, source: str = "engine") -> Job:
+        """Queue a job (FIFO). `source` says who asked ("api", "ui:txt2img", ...): the queue view shows it.
+
+        The request is validated here, whoever built it (`model_copy(update=...)` skips pydantic's
+        checks), and its model resolved, so a bad request fails with InvalidRequest before queueing."""
         if self._worker.on_worker_thread:
             raise EaselError("a job cannot wait for another job from inside the engine (e.g. from an "
                              "extension's on_step_end or on_image_saved hook): it would wait forever")
         if self._hooks is not None:  # extensions see (and may adjust) the request before it is checked
             request = self._hooks.adjust_request(request)
-        self.resolve_model(request.model)
-        job = Job(request)
-        self._recent_jobs[job.id] = job
-        while len(self._recent_jobs) > RECENT_JOBS_KEPT:
-            self._recent_jobs.popitem(last=False)
+        request = with_prompt_addons(_revalidated(request))
+        entry = self.resolve_model(request.model)
+        resolve_addons(request, self._addon_context(entry))  # a LoRA that does not fit fails here, named
+        job = Job(request, source=source, model=entry.name)
+        self._recent_jobs.add(job)
         self._worker.submit(job)
         return job
 
-    def job(self, job_id: int | None) -> Job | None:
-        """A recent job by id (None when unknown or long finished)."""
-        return self._recent_jobs.get(job_id) if job_id is not None else None
+    def submit_call(self, fn: Callable[[], object], *, task: str, model: str = "", source: str = "engine") -> Job:
+        """Run `fn` on the worker thread between generations, as a job of its own: listed in the queue,
+        cancellable while it waits; `job.result()` is what `fn` returned."""
+        job = self._worker.submit_call(fn, task=task, model=model, source=source)
+        self._recent_jobs.add(job)
+        return job
 
-    def generate(self, request: GenerationRequest, timeout: float | None = None) -> GenerationResult:
-        return self.submit(request).result(timeout)
+    def job(self, job_id: int | None) -> Job | None:
+        """A job by id: every queued or running one, and the recent finished ones (None otherwise)."""
+        return self._recent_jobs.get(job_id)
+
+    def generate(self, request: GenerationRequest, timeout: float | None = None,
+                 source: str = "engine") -> GenerationResult:
+        """Submit and wait. The caller holds the images; the job keeps only the metadata."""
+        job = self.submit(request, source=source)
+        result = job.result(timeout)
+        job.release()
+        return result
 
     @property
     def queued_jobs(self) -> list[Job]:
         """Jobs waiting for the worker, oldest first (the running one is `current_job`)."""
         return self._worker.queued
 
-    def load(self, name: str | None = None) -> str:
-        """Load a model now (between jobs) instead of with the next job; returns its name."""
+    @property
+    def active_jobs(self) -> list[Job]:
+        """The running job, then the queued ones oldest first: what the queue view lists."""
+        return self._worker.active
+
+    def wait_for_queue(self, condition: Callable[[list[Job]], bool], timeout: float) -> bool:
+        """Block until `condition(active_jobs)` holds, checked whenever a job is queued, starts, ends or is
+        cancelled; False when `timeout` passes first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self._worker.changes.version
+            if condition(self.active_jobs):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._worker.changes.wait(seen, left)
+
+    def load(self, name: str | None = None, source: str = "engine") -> str:
+        """Load a model now (after the jobs queued before it) instead of with the next job; its name."""
         entry = self.resolve_model(name)
-        self._worker.call(lambda: self._get_manager().get(entry))
+        self._worker.call(lambda: self._get_manager().get(entry), task="load", model=entry.name, source=source)
         return entry.name
 
     def queue_position(self, job: Job) -> int:
@@ -134,18 +206,26 @@ class Engine:
     def current_job(self) -> Job | None:
         return self._worker.current
 
+    def cancel(self, job_id: int | None, skip: bool = False) -> Job:
+        """Interrupt one job: a running one stops at its next step and keeps what it made, a queued one
+        ends now with nothing made. `skip` ends only the running batch. JobNotFound when no queued or
+        running job has that id."""
+        job = next((j for j in self._worker.active if j.id == job_id), None)
+        if job is None or not self._worker.cancel(job, skip=skip):
+            raise JobNotFound(f"no queued or running job has id {job_id} (it may have finished already)")
+        return job
+
     def interrupt(self) -> None:
-        """Stop the running job at its next step and every queued one."""
-        for job in self._worker.queued:
-            job.cancel.interrupt()
+        """Stop the running job at its next step, as A1111's /interrupt does; queued jobs go on."""
         current = self._worker.current
-        if current:
-            current.cancel.interrupt()
+        if current is not None:
+            self._worker.cancel(current)
 
     def skip(self) -> None:
+        """End the running job's current batch; it goes on with the next one."""
         current = self._worker.current
-        if current:
-            current.cancel.skip()
+        if current is not None:
+            self._worker.cancel(current, skip=True)
 
     def upscalers(self) -> list:
         """Built-in resamplers and the upscaler model files found; model ones run on the worker thread."""
@@ -154,7 +234,8 @@ class Engine:
         if self._upscaler_models is None:
             from app.upscale.models import UpscalerModels
 
-            self._upscaler_models = UpscalerModels(device=self.device.torch_device, run_exclusive=self._worker.call)
+            self._upscaler_models = UpscalerModels(device=self.device.torch_device,
+                                                  run_exclusive=functools.partial(self._worker.call, task="upscale"))
         found = available_upscalers(self.catalog(), self._upscaler_models)
         if self._hooks is not None:
             found.extend(self._hooks.upscalers())
@@ -168,20 +249,24 @@ class Engine:
         """Unload a model (or all, with the upscaler models) and give the memory back."""
         if name is None and self._upscaler_models is not None:
             self._upscaler_models.clear()
-        return self._worker.call(lambda: self._get_manager().unload(name))  # type: ignore[return-value]
+        return self._worker.call(lambda: self._get_manager().unload(name), task="unload",  # type: ignore[return-value]
+                                 model=name or "")
 
     @property
     def loaded_models(self) -> list[str]:
         return self._manager.loaded_names if self._manager else []
 
     def close(self) -> None:
-        self.interrupt()
+        """Cancel every job, unload the models, stop the worker."""
+        for job in self._worker.active:
+            self._worker.cancel(job)
         if self._manager is not None:
-            self._worker.call(lambda: self._manager.unload())
+            self._worker.call(lambda: self._manager.unload(), task="unload")
         self._worker.stop()
 
     # -- on the worker thread --------------------------------------------------------------------------
     def _get_manager(self) -> ModelManager:
+        self._warm.wait()  # loads never race the warm-up's imports (a half-imported diffusers)
         with self._setup_lock:
             return self._make_manager()
 
@@ -189,7 +274,7 @@ class Engine:
         if self._manager is None:
             self._manager = ModelManager(
                 device=self.device, overrides=self._overrides, models_root=self.settings.models_dir,
-                hf_cache=self.settings.hf_cache_dir, hash_cache=HashCache(self.settings.models_dir / ".easel-hashes.json"),
+                hf_cache=self.settings.hf_cache_dir, hash_cache=self.hash_cache,
                 max_loaded=self.settings.max_loaded_models,
                 upscaler_bytes=lambda: self._upscaler_models.resident_bytes() if self._upscaler_models else 0)
         return self._manager
@@ -206,4 +291,17 @@ class Engine:
         entry = self.resolve_model(job.request.model)
         loaded = self._get_manager().get(entry, job.request)
         previewer = loaded.previewer if job.request.preview_every else None
-        return run_job(job, loaded, self._get_store(), previewer=previewer, hooks=self._hooks)
+        addons = prepare_addons(loaded, resolve_addons(job.request, self._addon_context(entry)), self.hash_cache)
+        return run_job(job, loaded, self._get_store(), previewer=previewer, hooks=self._hooks, addons=addons)
+
+    def _addon_context(self, entry: ModelEntry) -> AddonContext:
+        family = family_for(entry.family)
+        return AddonContext(entry=entry, capabilities=family.capabilities_for(entry.variant), catalog=self.catalog(),
+                            hash_cache=self.hash_cache)
+
+
+def _revalidated(request) -> GenerationRequest:
+    """The request checked again field by field (InvalidRequest names the field)."""
+    if not isinstance(request, GenerationRequest):
+        raise InvalidRequest("request", f"expected a GenerationRequest, got {type(request).__name__}")
+    return validate_request(**dict(request))

@@ -1,19 +1,36 @@
-"""A job: one request on its way through the engine, with its own cancel token and progress."""
+"""A job: one piece of work on its way through the engine's worker, with its own cancel token and progress.
+
+Most jobs are generations (a GenerationRequest). Model loads, unloads and upscaler runs are jobs too
+(`work` set, no request), so they show in the queue and can be cancelled while they wait.
+
+Memory stays bounded: a job keeps only its newest Progress and newest preview for pollers; snapshots
+are queued only for listeners of `events()`, in a bounded queue; `release()` lets go of the images once
+a front end has delivered them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.engine.signals import ChangeSignal, Subscription
+from app.errors import EaselError, Interrupted
 from app.generation.request import GenerationRequest
 
 _ids = itertools.count(1)
 
 QUEUED, RUNNING, DONE, FAILED, INTERRUPTED = "queued", "running", "done", "failed", "interrupted"
+FINAL_STATES = (DONE, FAILED, INTERRUPTED)
+EVENTS_KEPT = 16  # snapshots waiting for a slow listener of events(); older ones are dropped
+
+
+class JobNotFound(EaselError):
+    """No queued or running job has that id (it never existed, or it has finished)."""
 
 
 @dataclass(frozen=True)
@@ -85,21 +102,35 @@ class CancelToken:
 
 
 class Job:
-    """Created by Engine.submit. Front ends read `progress`, iterate `events()`, or block on `result()`."""
+    """Made by Engine.submit (or the worker, for a load or an upscale). Front ends read `progress`, iterate
+    `events()`, block on `result()`, or `await wait()` / `await next_change()` without holding a thread.
 
-    def __init__(self, request: GenerationRequest):
+    `source` says who asked ("api", "ui:txt2img", "engine"); `task` and `model` are what the queue shows."""
+
+    def __init__(self, request: GenerationRequest | None = None, *, source: str = "engine", task: str | None = None,
+                 model: str | None = None, work: Callable[[], Any] | None = None):
+        if request is None and work is None:
+            raise ValueError("a job needs a request or work to do")
         self.id = next(_ids)
         self.request = request
+        self.work = work
+        self.task = task or (request.task if request is not None else "call")
+        self.model = model if model is not None else ((request.model or "") if request is not None else "")
+        self.source = source
         self.cancel = CancelToken()
         self.created = time.time()
-        self._progress = Progress(job_id=self.id, state=QUEUED, total_batches=request.batch_count)
+        self.started_at: float | None = None  # time.monotonic() when the worker took it, and when it ended
+        self.ended_at: float | None = None
+        self._progress = Progress(job_id=self.id, state=QUEUED,
+                                  total_batches=request.batch_count if request is not None else 1)
         self.latest_preview = None  # the newest preview image (Progress carries it only on its own step)
-        self._events: queue.Queue[Progress | None] = queue.Queue()
-        self._subscribed = False  # set by events(); a finished job nobody listened to drops its snapshots
-        self._events_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._subscribers: list[Subscription[Progress]] = []
+        self._changes = ChangeSignal()
         self._done = threading.Event()
-        self._result: GenerationResult | None = None
+        self._result: Any = None
         self._error: BaseException | None = None
+        self.released = False
 
     @property
     def progress(self) -> Progress:
@@ -109,58 +140,119 @@ class Job:
     def state(self) -> str:
         return self._progress.state
 
+    @property
+    def prompt(self) -> str:
+        return self.request.prompt if self.request is not None else ""
+
+    @property
+    def version(self) -> int:
+        """Bumped by every report and by the end: pass it to `next_change`."""
+        return self._changes.version
+
     def report(self, progress: Progress) -> None:
-        if progress.preview is not None:
-            self.latest_preview = progress.preview
-        self._progress = progress
-        with self._events_lock:
-            self._events.put(progress)
+        with self._lock:
+            if progress.preview is not None:
+                self.latest_preview = progress.preview
+            self._progress = progress
+            for subscriber in self._subscribers:
+                subscriber.put(progress)
+        self._changes.bump()
 
-    def events(self, timeout: float | None = None):
-        """Yield progress snapshots from now until the job ends (the last has state done/failed/interrupted).
+    def start(self) -> None:
+        """The worker took the job: running from now (steps follow once a generation's model is loaded)."""
+        self.started_at = time.monotonic()
+        self.report(Progress(job_id=self.id, state=RUNNING, total_batches=self._progress.total_batches))
 
-        A front end that polls `progress` instead never calls this, and the job's snapshots (previews
-        included) are dropped when it ends."""
-        with self._events_lock:
-            self._subscribed = True
-            events = self._events
+    def events(self, timeout: float | None = None) -> Iterator[Progress]:
+        """The job's current snapshot, then every later one until the job ends (the last one has state
+        done, failed or interrupted). Stops early when nothing comes for `timeout` seconds.
+
+        Listening starts at this call (not at the first `next`). A listener slower than the job may miss
+        intermediate snapshots (at most EVENTS_KEPT wait for it), never the final one."""
+        subscriber: Subscription[Progress] = Subscription(EVENTS_KEPT)
+        with self._lock:
+            subscriber.put(self._progress)
+            if self._done.is_set():
+                subscriber.close()
+            else:
+                self._subscribers.append(subscriber)
+        return self._follow(subscriber, timeout)
+
+    def _follow(self, subscriber: Subscription[Progress], timeout: float | None) -> Iterator[Progress]:
+        try:
+            yield from subscriber.items(timeout)
+        finally:
+            with self._lock:
+                if subscriber in self._subscribers:
+                    self._subscribers.remove(subscriber)
+
+    async def next_change(self, seen: int, timeout: float | None = None) -> int:
+        """Wait (in asyncio, holding no thread) until the job changed since version `seen`; the version now."""
+        return await self._changes.wait_async(seen, timeout)
+
+    async def wait(self, timeout: float | None = None) -> bool:
+        """Wait (in asyncio, holding no thread) until the job ends; False when `timeout` passed first."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         while True:
-            try:
-                item = events.get(timeout=timeout)
-            except queue.Empty:
-                return
-            if item is None:
-                return
-            yield item
+            seen = self._changes.version  # read before the check: an end in between bumps past it
+            if self._done.is_set():
+                return True
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                return False
+            await self._changes.wait_async(seen, left)
 
-    def finish(self, result: GenerationResult | None, error: BaseException | None = None) -> None:
-        self._result, self._error = result, error
+    def wait_done(self, timeout: float | None = None) -> bool:
+        """Block this thread until the job ends; False when `timeout` passed first."""
+        return self._done.wait(timeout)
+
+    def finish(self, result: Any, error: BaseException | None = None) -> None:
         if error is not None:
             state = FAILED
-        elif result is not None and result.interrupted:
+        elif getattr(result, "interrupted", False):
             state = INTERRUPTED
         else:
             state = DONE
-        self.report(Progress(job_id=self.id, state=state, step=self._progress.step,
-                             total_steps=self._progress.total_steps, batch=self._progress.batch,
-                             total_batches=self._progress.total_batches,
-                             message=str(error) if error else ""))
-        with self._events_lock:
-            if not self._subscribed:
-                self._events = queue.Queue()
-                self._events.put(self._progress)
-            self._events.put(None)
+        p = self._progress
+        final = Progress(job_id=self.id, state=state, step=p.step, total_steps=p.total_steps, batch=p.batch,
+                         total_batches=p.total_batches, message=str(error) if error else "")
+        with self._lock:
+            self.ended_at = time.monotonic()
+            self._result, self._error = result, error
+            self._progress = final
+            self.latest_preview = None  # a preview is for a running job only
+            for subscriber in self._subscribers:
+                subscriber.put(final)
+                subscriber.close()
+            self._subscribers = []
             self._done.set()
+        self._changes.bump()
+
+    def finish_cancelled(self) -> None:
+        """End a job that never started: a generation with no images, other work with Interrupted."""
+        if self.request is not None:
+            self.finish(GenerationResult(interrupted=True, model=self.model))
+        else:
+            self.finish(None, Interrupted(f"{self.task} was cancelled before it started"))
 
     @property
     def finished(self) -> bool:
         return self._done.is_set()
 
-    def result(self, timeout: float | None = None) -> GenerationResult:
+    def result(self, timeout: float | None = None) -> Any:
         """Wait for the job; raise its error (an EaselError for anything the user can fix)."""
         if not self._done.wait(timeout):
             raise TimeoutError(f"job {self.id} still {self.state} after {timeout} s")
         if self._error is not None:
             raise self._error
-        assert self._result is not None
         return self._result
+
+    def release(self) -> None:
+        """The front end has delivered the images: keep only the metadata (seeds, infotexts, paths)."""
+        with self._lock:
+            if isinstance(self._result, GenerationResult) and self._result.images:
+                self._result = dataclasses.replace(self._result, images=[])
+            self.released = True

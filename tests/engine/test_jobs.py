@@ -1,21 +1,15 @@
 """The worker: FIFO order, interrupt within a step, skip, task switches that reuse weights, unload."""
 
-import threading
-import time
-
-import pytest
-
-from app.engine.jobs import DONE, INTERRUPTED
+from app.engine.jobs import DONE, INTERRUPTED, QUEUED
 from app.generation.request import validate_request
 
 
 def _wait_for_step(job, step, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if job.progress.step >= step or job.finished:
+    """Follow the job's snapshots until it runs step `step`; fail if it ends first."""
+    for progress in job.events(timeout=timeout):
+        if progress.state == "running" and progress.step >= step:
             return
-        time.sleep(0.005)
-    raise AssertionError(f"job never reached step {step}")
+    raise AssertionError(f"job never reached step {step} (it is {job.state})")
 
 
 def test_interrupt_stops_within_one_step_and_keeps_the_image(engine):
@@ -41,41 +35,40 @@ def test_skip_ends_the_current_batch_and_goes_on(engine):
     assert len(result.images) == 2
 
 
-def test_jobs_run_in_submission_order_and_report_queue_position(engine):
-    finished = []
-    jobs = [engine.submit(validate_request(prompt=f"job {i}", model="easel-demo-flux", width=64, height=64, steps=8,
-                                           save=False)) for i in range(3)]
-    positions = [engine.queue_position(j) for j in jobs]
-    assert positions[2] > positions[1] >= 0 or jobs[1].finished
-    done = threading.Event()
-
-    def watch(job):
-        job.result(timeout=120)
-        finished.append(job.id)
-        if len(finished) == 3:
-            done.set()
-
+def test_jobs_run_in_submission_order_and_report_queue_position(engine, hold_worker):
+    with hold_worker(engine):  # the holding job runs: the three wait behind it, in order
+        jobs = [engine.submit(validate_request(prompt=f"job {i}", model="easel-demo-flux", width=64, height=64,
+                                               steps=8, save=False)) for i in range(3)]
+        assert [engine.queue_position(j) for j in jobs] == [1, 2, 3]
+        assert [j.state for j in jobs] == [QUEUED] * 3
     for j in jobs:
-        threading.Thread(target=watch, args=(j,)).start()
-    assert done.wait(120)
-    assert sorted(finished) == [j.id for j in jobs]
-    assert [j.created for j in jobs] == sorted(j.created for j in jobs)
-    assert jobs[0].progress.state == DONE and engine.queue_position(jobs[0]) == -1
+        j.result(timeout=120)
+    # the worker stamps each job as it takes it and as it ends: one at a time, in submission order
+    assert [j.started_at for j in jobs] == sorted(j.started_at for j in jobs)
+    for before, after in zip(jobs, jobs[1:]):
+        assert before.ended_at <= after.started_at
+    assert all(j.progress.state == DONE for j in jobs) and engine.queue_position(jobs[0]) == -1
 
 
-def test_progress_reports_every_step_with_an_eta(engine):
-    job = engine.submit(validate_request(prompt="x", model="easel-demo-sd3", width=64, height=64, steps=5, save=False))
-    events = list(job.events(timeout=60))
-    steps = [e.step for e in events if e.state == "running"]
-    assert steps == [1, 2, 3, 4, 5]
-    assert all(e.eta_seconds is not None and e.eta_seconds >= 0 for e in events if e.state == "running")
+def test_progress_reports_every_step_with_an_eta(engine, hold_worker):
+    with hold_worker(engine):  # listening starts before the job can run a step
+        job = engine.submit(validate_request(prompt="x", model="easel-demo-sd3", width=64, height=64, steps=5,
+                                             save=False))
+        events = job.events(timeout=60)
+    events = list(events)
+    assert [e.state for e in events[:2]] == [QUEUED, "running"] and events[1].step == 0  # taken, loading
+    stepping = [e for e in events if e.state == "running" and e.step]
+    assert [e.step for e in stepping] == [1, 2, 3, 4, 5]
+    assert all(e.eta_seconds is not None and e.eta_seconds >= 0 for e in stepping)
     assert events[-1].state == DONE and events[-1].fraction == 1.0
 
 
-def test_previews_are_images_of_the_output_size(engine):
-    job = engine.submit(validate_request(prompt="x", model="easel-demo-flux", width=128, height=64, steps=6,
-                                         preview_every=2, save=False))
-    previews = [e.preview for e in job.events(timeout=60) if e.preview is not None]
+def test_previews_are_images_of_the_output_size(engine, hold_worker):
+    with hold_worker(engine):
+        job = engine.submit(validate_request(prompt="x", model="easel-demo-flux", width=128, height=64, steps=6,
+                                             preview_every=2, save=False))
+        events = job.events(timeout=60)
+    previews = [e.preview for e in events if e.preview is not None]
     assert previews and all(p.size == (128, 64) for p in previews)
 
 
