@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.errors import (
     EaselError,
+    Interrupted,
     InvalidRequest,
     MissingModelFiles,
     ModelNotFound,
@@ -36,6 +37,7 @@ STATUS_OF: tuple[tuple[type[EaselError], int], ...] = (
     (MissingModelFiles, 409),
     (UnreadableModel, 409),
     (OutOfMemory, 503),
+    (Interrupted, 409),  # a model load or upscale cancelled from the queue before it ran
 )
 MAX_ERRORS_LISTED = 10
 # FastAPI's detail for a body it could not decode at all (not UTF-8, nested too deeply ...).

@@ -1,19 +1,19 @@
-"""The jobs the API submitted: run them to the end, keep their latest preview for /progress.
+"""The jobs the API submitted: submit, then wait for the end without holding a thread.
 
-A request's own threadpool thread follows its job's events while it waits for the result, so keeping
-the latest preview costs no extra thread. The engine reports a preview only on the steps that make
-one; /progress shows the latest one until the next.
+A waiting request is a coroutine awaiting its job (`Job.wait`: a future the worker resolves), so any
+number of queued requests leave the threadpool, /progress and /queue free. /progress shows the running
+job's newest preview, which the job itself keeps.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from typing import Any
 
 from app.engine.jobs import GenerationResult, Job
 from app.errors import Interrupted
 from app.generation.request import GenerationRequest
+
+SOURCE = "api"  # who the queue view says asked
 
 
 @dataclass(frozen=True)
@@ -25,30 +25,17 @@ class Finished:
 class JobTracker:
     def __init__(self, engine):
         self._engine = engine
-        self._lock = threading.Lock()
-        self._jobs: dict[int, Job] = {}
-        self._previews: dict[int, Any] = {}
 
-    def run(self, request: GenerationRequest) -> Finished:
-        """Submit `request` and wait for it. An interrupted job returns what it made."""
-        job = self._engine.submit(request)
-        with self._lock:
-            self._jobs[job.id] = job
+    async def run(self, request: GenerationRequest) -> Finished:
+        """Submit `request` and await its end. An interrupted job returns what it made."""
+        job = self._engine.submit(request, source=SOURCE)
+        await job.wait()
         try:
-            for progress in job.events():
-                if progress.preview is not None:
-                    with self._lock:
-                        self._previews[job.id] = progress.preview
-            try:
-                result = job.result()
-            except Interrupted as exc:
-                result = getattr(exc, "result", None) or GenerationResult(interrupted=True)
-            return Finished(job, result)
-        finally:
-            with self._lock:
-                self._jobs.pop(job.id, None)
-                self._previews.pop(job.id, None)
+            result = job.result(timeout=0)
+        except Interrupted as exc:
+            result = getattr(exc, "result", None) or GenerationResult(interrupted=True)
+        job.release()  # the response holds the images now
+        return Finished(job, result)
 
     def latest_preview(self, job: Job):
-        with self._lock:
-            return self._previews.get(job.id)
+        return job.latest_preview

@@ -1,4 +1,5 @@
-"""Requests through the engine's queue: concurrency, /progress with a preview, /interrupt, /skip."""
+"""Requests through the engine's queue: concurrency, /progress with a preview, /interrupt, /skip, and a
+queued request cancelled by id."""
 
 from __future__ import annotations
 
@@ -8,11 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from api_server import decode_png
-
-from app.api.jobs import JobTracker
-from app.engine.jobs import Job
-from app.errors import Interrupted
-from app.generation.request import validate_request
 
 LONG = {"prompt": "a long job", "width": 256, "height": 256, "steps": 60, "seed": 3}
 POLL_TIMEOUT_S = 60
@@ -78,7 +74,7 @@ def test_progress_preview_then_interrupt_returns_what_was_made(live_api, full_ru
     assert live_api.get("progress").json()["state"]["job_count"] == 0
 
 
-def test_queued_requests_are_counted_and_interrupt_ends_them_too(live_api, tiny):
+def test_queued_requests_are_counted_and_interrupt_stops_only_the_running_one(live_api, tiny):
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(live_api.post, "txt2img", LONG)
         wait_for_progress(live_api, first, lambda p: p["state"]["sampling_step"] >= 1)
@@ -88,8 +84,10 @@ def test_queued_requests_are_counted_and_interrupt_ends_them_too(live_api, tiny)
         responses = [first.result(), second.result()]
     assert [r.status_code for r in responses] == [200, 200]
     assert len(responses[0].json()["images"]) == 1
-    assert responses[1].json()["images"] == []  # interrupted while waiting: nothing made, still a 200
-    assert json.loads(responses[1].json()["info"])["interrupted"] is True
+    assert json.loads(responses[0].json()["info"])["interrupted"] is True
+    # as A1111: another user's queued request is not touched by /interrupt
+    assert len(responses[1].json()["images"]) == 1
+    assert json.loads(responses[1].json()["info"])["interrupted"] is False
 
 
 def test_skip_ends_the_batch_and_the_job_goes_on(live_api, full_run):
@@ -105,12 +103,14 @@ def test_skip_ends_the_batch_and_the_job_goes_on(live_api, full_run):
     assert len(response.json()["images"]) == 2 and info["interrupted"] is False
 
 
-def test_a_job_that_raises_interrupted_still_answers_with_what_it_made():
-    class StubEngine:
-        def submit(self, request):
-            job = Job(request)
-            job.finish(None, Interrupted("stopped by the user"))
-            return job
-
-    finished = JobTracker(StubEngine()).run(validate_request(prompt="x"))
-    assert finished.result.interrupted and finished.result.images == []
+def test_a_request_cancelled_while_queued_answers_200_with_nothing_made(live_api, tiny, hold_worker):
+    with ThreadPoolExecutor(1) as pool, hold_worker(live_api.engine):
+        waiting = pool.submit(live_api.post, "txt2img", tiny)
+        assert live_api.engine.wait_for_queue(lambda jobs: any(j.source == "api" for j in jobs), timeout=60)
+        (queued,) = [j for j in live_api.get("queue").json()["jobs"] if j["source"] == "api"]
+        assert queued["state"] == "queued"
+        cancelled = live_api.post(f"queue/{queued['id']}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["state"] == "interrupted"
+        response = waiting.result(timeout=60)  # answered at once: the holding job still runs
+    assert response.status_code == 200 and response.json()["images"] == []
+    assert json.loads(response.json()["info"])["interrupted"] is True

@@ -1,19 +1,22 @@
 """POST /txt2img and /img2img: translate, run through the engine's queue, answer as A1111 does.
 
-The endpoints are plain functions, so FastAPI runs them in its threadpool: a request waits for its
-job there while other requests (and /progress, /interrupt) are served.
+The endpoints are `async`: a request translates its body and submits on the event loop, then awaits its
+job holding no thread, so 64 queued requests leave every other route answering. PNG encoding of the
+results (CPU work) runs briefly in the threadpool.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from anyio import to_thread
 from fastapi import APIRouter
 
 from app.api.checkpoints import find_checkpoint
 from app.api.context import ApiContext
 from app.api.images import encode_png
 from app.api.info import build_info, info_text, json_safe
+from app.api.jobs import Finished
 from app.api.schemas import GenerationBody, GenerationResponse, Img2ImgRequest, Txt2ImgRequest
 from app.api.translate import Translation, translate_img2img, translate_txt2img
 from app.errors import EaselError
@@ -26,26 +29,31 @@ def generation_router(ctx: ApiContext) -> APIRouter:
     router = APIRouter(tags=["generation"])
 
     @router.post("/txt2img", response_model=GenerationResponse)
-    def txt2img(body: Txt2ImgRequest) -> dict[str, Any]:
-        """Text to image. Unknown and non-applicable fields are accepted and listed in info.ignored_fields."""
+    async def txt2img(body: Txt2ImgRequest) -> dict[str, Any]:
+        """Text to image. Unknown and non-applicable fields are accepted and listed in info.ignored_fields.
+        The request waits in the engine's queue (see GET /sdapi/v1/queue) until its images are made."""
         translation = translate_txt2img(body, engine=ctx.engine, default_model=ctx.options.model,
                                         preview_every=ctx.options.preview_every)
-        return _generate(ctx, body, translation)
+        return await _generate(ctx, body, translation)
 
     @router.post("/img2img", response_model=GenerationResponse)
-    def img2img(body: Img2ImgRequest) -> dict[str, Any]:
+    async def img2img(body: Img2ImgRequest) -> dict[str, Any]:
         """Image to image; with `mask`, inpainting (unmasked pixels are kept exactly)."""
         translation = translate_img2img(body, engine=ctx.engine, default_model=ctx.options.model,
                                         preview_every=ctx.options.preview_every)
-        return _generate(ctx, body, translation)
+        return await _generate(ctx, body, translation)
 
     return router
 
 
-def _generate(ctx: ApiContext, body: GenerationBody, translation: Translation) -> dict[str, Any]:
+async def _generate(ctx: ApiContext, body: GenerationBody, translation: Translation) -> dict[str, Any]:
     if translation.keep_model:
         ctx.options.select_model(translation.keep_model)
-    finished = ctx.jobs.run(translation.request)
+    finished = await ctx.jobs.run(translation.request)
+    return await to_thread.run_sync(_response, ctx, body, translation, finished)
+
+
+def _response(ctx: ApiContext, body: GenerationBody, translation: Translation, finished: Finished) -> dict[str, Any]:
     result = finished.result
     _learn_hash(ctx, result)
     info = build_info(result, translation.request, created=finished.job.created,

@@ -1,7 +1,8 @@
 """GET /progress, POST /interrupt and /skip: about the job the engine is running, whoever sent it.
 
-These are `async` on purpose: they only read or set a flag, and must answer even while every worker
-thread of the threadpool is taken by a txt2img request waiting for its turn.
+These are `async`: they only read or set a flag (the preview's PNG is encoded in the threadpool), and
+answer however many requests wait in the queue. /interrupt and /skip act on the running job only, as
+A1111's do; to cancel one queued job, use POST /sdapi/v1/queue/{job_id}/cancel.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from anyio import to_thread
 from fastapi import APIRouter
 
 from app.api.context import ApiContext
@@ -30,26 +32,25 @@ def progress_router(ctx: ApiContext) -> APIRouter:
             return {"progress": 0.0, "eta_relative": 0.0, "state": _state(None, count), "current_image": None,
                     "textinfo": "Waiting..." if count else None}
         p = job.progress
-        image = None
-        if not skip_current_image:
-            preview = ctx.jobs.latest_preview(job)
-            if preview is None:
-                preview = p.preview
-            image = encode_png(preview) if preview is not None else None
-        text = f"{job.request.task}: batch {p.batch + 1}/{p.total_batches}, step {p.step}/{p.total_steps}"
+        preview = None if skip_current_image else ctx.jobs.latest_preview(job)
+        image = await to_thread.run_sync(encode_png, preview) if preview is not None else None
+        if job.request is not None:
+            text = f"{job.task}: batch {p.batch + 1}/{p.total_batches}, step {p.step}/{p.total_steps}"
+        else:  # a model load or an upscale
+            text = f"{job.task} {job.model}".rstrip()
         return {"progress": p.fraction, "eta_relative": p.eta_seconds or 0.0, "state": _state(job, count),
                 "current_image": image, "textinfo": text}
 
     @router.post("/interrupt")
     async def interrupt() -> dict[str, Any]:
-        """Stop the running job at its next step (it returns what it made) and drop the queued ones.
+        """Stop the running job at its next step; it returns what it made. Queued jobs go on (as A1111).
         Any body is accepted and ignored."""
         ctx.engine.interrupt()
         return {}
 
     @router.post("/skip")
     async def skip() -> dict[str, Any]:
-        """End the running batch; the job goes on with its next batch."""
+        """End the running job's current batch; the job goes on with its next batch."""
         ctx.engine.skip()
         return {}
 
@@ -65,7 +66,7 @@ def _state(job, count: int) -> dict[str, Any]:
         "skipped": job.cancel.skipping,
         "interrupted": job.cancel.interrupted,
         "stopping_generation": False,
-        "job": f"{job.request.task} {job.id}",
+        "job": f"{job.task} {job.id}",
         "job_count": count,
         "job_timestamp": time.strftime("%Y%m%d%H%M%S", time.localtime(job.created)),
         "job_no": 0,
