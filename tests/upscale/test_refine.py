@@ -33,7 +33,7 @@ class ConstantTiles:
 
 
 def tiles_of(size: tuple[int, int]) -> list[Tile]:
-    return plan_tiles(size[0] // 16 * 16, size[1] // 16 * 16, TILE, OVERLAP)
+    return plan_tiles(size[0], size[1], TILE, OVERLAP)
 
 
 def refine(size, values, input_value=0, image=None) -> tuple[np.ndarray, ConstantTiles]:
@@ -78,19 +78,14 @@ def test_each_tile_gets_its_own_part_of_the_picture():
     assert len({request.seed for request in fake.requests}) == 6  # a seed of its own per tile
 
 
-@pytest.mark.parametrize("size", [
-    (192, 128), (288, 192), (128, 128),
-    pytest.param((300, 200), marks=pytest.mark.xfail(
-        strict=True, reason="refine_tiled tiles only the largest multiple of 16 and returns the last "
-                            "width % 16 columns and height % 16 rows of the input unrefined")),
-])
+@pytest.mark.parametrize("size", [(192, 128), (288, 192), (128, 128), (300, 200), (100, 70), (200, 90)])
 def test_every_output_pixel_comes_from_the_tiles(size):
     out, _ = refine(size, [0] * len(tiles_of(size)), input_value=255)
     shows_input = out > ROUNDING
     assert not shows_input.any(), f"{shows_input.sum()} pixels still show the input, e.g. (y, x) {np.argwhere(shows_input)[0]}"
 
 
-@pytest.mark.parametrize("size", [(192, 128), (288, 192)])
+@pytest.mark.parametrize("size", [(192, 128), (288, 192), (300, 200)])
 def test_the_blend_weights_add_up_and_stay_inside_each_tile(size):
     tile_weights = weights(size)
     total = sum(tile_weights)
@@ -125,10 +120,8 @@ def test_the_weights_ramp_across_a_stacked_overlap():
 
 @pytest.mark.parametrize("size", [
     (288, 128),  # one row of three tiles
-    pytest.param((288, 192), marks=pytest.mark.xfail(
-        strict=True, reason="feather_mask draws its side ramps as lines, so where two ramps cross (the corner "
-                            "of a tile with neighbours on two sides) the line drawn last wins instead of the "
-                            "smaller weight: a jump of 155 levels on a 40/240 grid")),
+    (288, 192),  # two rows: corners where a tile has neighbours on two sides
+    (300, 200),  # the last tile of each row and column flush with the far edge
 ])
 def test_no_seam_where_very_different_tiles_meet(size):
     """Tiles alternating between dark and light: a hard paste would jump by 200 at each border."""
@@ -137,6 +130,24 @@ def test_no_seam_where_very_different_tiles_meet(size):
     step_x, step_y = np.abs(np.diff(out, axis=1)).max(), np.abs(np.diff(out, axis=0)).max()
     assert max(step_x, step_y) <= (light - dark) / RAMP * 2, (step_x, step_y)
     assert out.min() >= dark - ROUNDING and out.max() <= light + ROUNDING  # only the tiles, mixed
+
+
+def test_tiles_reach_the_far_edges_of_a_picture_not_a_multiple_of_16():
+    tiles = tiles_of((300, 200))
+    assert max(t.x + t.width for t in tiles) == 300 and max(t.y + t.height for t in tiles) == 200
+    assert all(t.width == t.height == TILE for t in tiles)
+
+
+@pytest.mark.parametrize("size, padded", [((100, 70), (112, 80)), ((40, 30), (64, 64)), ((200, 90), (128, 96))])
+def test_a_picture_smaller_than_a_tile_is_refined_at_a_size_img2img_accepts(size, padded):
+    rng = np.random.default_rng(1)
+    picture = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    _, fake = refine(size, [0, 0], image=picture)
+    assert {(request.width, request.height) for request in fake.requests} == {(min(padded[0], TILE), padded[1])}
+    first = np.asarray(fake.requests[0].image)
+    w = min(size[0], TILE)
+    assert np.array_equal(first[:size[1], :w], np.asarray(picture)[:, :w])  # the picture itself, then its edge
+    assert np.array_equal(first[size[1]:, :w], np.repeat(np.asarray(picture)[-1:, :w], padded[1] - size[1], 0))
 
 
 def test_an_interrupted_tile_stops_the_refine():
