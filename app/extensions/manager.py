@@ -19,10 +19,11 @@ from typing import Any, Callable
 import pluggy
 
 from app import __version__
+from app.errors import EaselError
 from app.extensions import hookspecs
 from app.extensions.loader import import_folder
 from app.extensions.meta import ExtensionError, ExtensionMeta, check_name, read_meta
-from app.extensions.state import read_disabled, write_disabled
+from app.extensions.state import read_disabled, set_disabled
 from app.settings import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 EXTENSIONS_DIR = PROJECT_ROOT / "extensions"
 ENTRY_POINT_GROUP = "easel"
 LOADED, DISABLED, FAILED = "loaded", "disabled", "failed"
+
+
+class HookAborted(EaselError):
+    """An extension's hook raised SystemExit or the like: the job that called it fails, naming it."""
 
 
 @dataclass
@@ -163,9 +168,7 @@ class ExtensionManager:
         are built then); disabling also stops the extension's hooks now."""
         check_name(name)
         record = self.record(name)
-        disabled = read_disabled(self.settings_file)
-        disabled = disabled - {name} if enabled else disabled | {name}
-        write_disabled(self.settings_file, disabled)
+        set_disabled(self.settings_file, name, disabled=not enabled)
         if not enabled:
             if record.module is not None and self._pm.is_registered(record.module):
                 self._pm.unregister(record.module)
@@ -191,6 +194,8 @@ class ExtensionManager:
                 if record:
                     self._fail(record, f"{hook_name} failed: {_describe(exc)}", exc)
                 continue
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt...
+                self._stopped_by_hook(impl.plugin_name, hook_name, exc)
             results.append((impl.plugin_name, result))
         return results
 
@@ -212,11 +217,24 @@ class ExtensionManager:
         record = self.records.get(impl.plugin_name)
         try:
             impl.function(*[kwargs[arg] for arg in impl.argnames])
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: a registration that fails is skipped
+            if _is_shutdown(exc):
+                raise
             if record:
                 self._fail(record, f"{hook_name} failed: {_describe(exc)}", exc)
             return False
         return True
+
+    def _stopped_by_hook(self, name: str, hook_name: str, exc: BaseException) -> None:
+        """A hook raised what is not an Exception (SystemExit, KeyboardInterrupt...): the extension is
+        turned off like any failing one, and the work that called it (a job) stops with HookAborted naming
+        it. Ctrl-C on the main thread stays what it is: the app shutting down."""
+        if _is_shutdown(exc):
+            raise exc
+        if name in self.records:
+            self._fail(self.records[name], f"{hook_name} raised {_describe(exc)}", exc)
+        raise HookAborted(f"extension {name!r} stopped this: its {hook_name} hook raised {_describe(exc)} "
+                          "(the extension is off until the next start)") from exc
 
     def fail(self, name: str, message: str, exc: BaseException | None = None) -> None:
         """For hosts: record a failure of extension `name` that happened outside a hook call (a UI
@@ -240,7 +258,9 @@ class ExtensionManager:
                 if not isinstance(changed, GenerationRequest):
                     raise TypeError(f"returned {type(changed).__name__}, not a GenerationRequest")
                 request = validate_request(**dict(changed))  # model_copy does not validate
-            except Exception as exc:  # InvalidRequest names the field
+            except BaseException as exc:  # InvalidRequest names the field; SystemExit is skipped too
+                if _is_shutdown(exc):
+                    raise
                 if record:
                     self._fail(record, f"adjust_request failed: {_describe(exc)}", exc)
         return request
@@ -275,12 +295,19 @@ class ExtensionManager:
         adds none."""
         from fastapi import APIRouter
 
+        from app.extensions.routes import extension_router
+
         combined = APIRouter()
         for impl in self._pm.hook.register_api_routes.get_hookimpls():
-            own = APIRouter()
+            own = extension_router(impl.plugin_name)
             if self._call_one(impl, "register_api_routes", {"router": own, "easel": easel}):
                 combined.include_router(own, prefix=f"/ext/{impl.plugin_name}")
         return combined
+
+
+def _is_shutdown(exc: BaseException) -> bool:
+    """Ctrl-C reaches only the main thread: there a KeyboardInterrupt is the app being stopped."""
+    return isinstance(exc, KeyboardInterrupt) and threading.current_thread() is threading.main_thread()
 
 
 def _describe(exc: BaseException) -> str:

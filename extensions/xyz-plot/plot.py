@@ -16,6 +16,7 @@ class XYZResult:
     images: list = field(default_factory=list)  # every cell, Z-major, then Y, then X
     infotexts: list[str] = field(default_factory=list)
     grid_paths: list = field(default_factory=list)
+    interrupted: bool = False  # stopped by the user: the cells made so far, grids of complete Z values only
 
 
 def make_xyz_plot(facade, base_request, x_axis: Axis, y_axis: Axis | None = None, z_axis: Axis | None = None,
@@ -41,6 +42,11 @@ def make_xyz_plot(facade, base_request, x_axis: Axis, y_axis: Axis | None = None
                     if axis is not None:
                         request = axis.apply(request, value)
                 made = facade.generate(request)
+                if made.interrupted or not made.images:  # the user stopped it: the plot stops too
+                    result.interrupted = True
+                    result.images.extend(made.images[:1])
+                    result.infotexts.extend(made.infotexts[:1])
+                    return result
                 row.append(made.images[0])
                 result.images.append(made.images[0])
                 result.infotexts.append(made.infotexts[0])

@@ -42,10 +42,11 @@ def build_section(tab) -> None:
         except Exception as exc:  # shown to the user; the app goes on
             raise gr.Error(str(exc)) from None
         saved = ", ".join(str(p) for p in result.grid_paths)
-        return result.grids, f"{len(result.images)} images" + (f"; grids saved: {saved}" if saved else "")
+        stopped = " (interrupted)" if result.interrupted else ""
+        return result.grids, f"{len(result.images)} images{stopped}" + (f"; grids saved: {saved}" if saved else "")
 
     inputs = [*axes, *fields] + ([model] if model is not None else [])
-    run.click(plot, inputs=inputs, outputs=[grids, status], api_visibility="undocumented")
+    run.click(plot, inputs=inputs, outputs=[grids, status], api_visibility="private")
 
 
 def _numbers(values: dict) -> dict:
