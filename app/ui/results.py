@@ -1,20 +1,23 @@
 """The right-hand column of a generation tab: progress, live preview, gallery, infotext, send-to buttons,
-Interrupt and Skip. `stream_job` runs a request through the engine and yields updates for it."""
+Interrupt and Skip. `stream_job` runs a request through the engine and yields updates for it.
+
+A waiting tab holds no thread: `stream_job` is an async generator that awaits the job's next change
+(a future the worker resolves), and sends at most one update per UPDATE_SECONDS.
+"""
 
 from __future__ import annotations
 
 import html
-import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import gradio as gr
 
-from app.engine.jobs import DONE, FAILED, INTERRUPTED, QUEUED
+from app.engine.jobs import DONE, FAILED, INTERRUPTED, QUEUED, JobNotFound
 from app.errors import EaselError
 from app.ui.context import UIContext
 
-POLL_SECONDS = 0.2
+UPDATE_SECONDS = 0.2  # at most five progress updates a second per tab
 
 
 @dataclass
@@ -33,6 +36,11 @@ class ResultsPanel:
     infotexts: gr.State
     seeds: gr.State
     selected: gr.State  # index of the selected gallery image
+    name: str = ""  # the tab's name: the queue view shows it as who asked
+
+    @property
+    def source(self) -> str:
+        return f"ui:{self.name}" if self.name else "ui"
 
 
 def build_results_panel(prefix: str) -> ResultsPanel:
@@ -50,9 +58,9 @@ def build_results_panel(prefix: str) -> ResultsPanel:
     infotext = gr.Textbox(label="Generation parameters", lines=4, interactive=False, buttons=["copy"],
                           elem_id=f"{prefix}_infotext")
     panel = ResultsPanel(progress, gallery, generate, interrupt, skip, infotext, send_img2img, send_inpaint,
-                         send_upscale, gr.State(None), gr.State([]), gr.State([]), gr.State([]), gr.State(0))
+                         send_upscale, gr.State(None), gr.State([]), gr.State([]), gr.State([]), gr.State(0), prefix)
     gallery.select(_on_select, inputs=[panel.infotexts], outputs=[infotext, panel.selected], show_progress="hidden",
-                   api_visibility="undocumented")
+                   api_visibility="private")
     return panel
 
 
@@ -63,48 +71,56 @@ def _on_select(infotexts: list[str], evt: gr.SelectData):
 
 
 def wire_cancel_buttons(panel: ResultsPanel, context: UIContext) -> None:
-    """Interrupt / Skip act on this browser tab's own job, through the engine's per-job cancel token."""
+    """Interrupt / Skip act on this browser tab's own job (by its id), never on another tab's."""
+
+    def cancel(job_id, skip: bool) -> None:
+        try:
+            context.engine.cancel(job_id, skip=skip)
+        except JobNotFound:  # finished already (or nothing generated yet): nothing to stop
+            pass
 
     def interrupt(job_id):
-        job = context.engine.job(job_id)
-        if job:
-            job.cancel.interrupt()
+        cancel(job_id, skip=False)
 
     def skip(job_id):
-        job = context.engine.job(job_id)
-        if job:
-            job.cancel.skip()
+        cancel(job_id, skip=True)
 
     panel.interrupt.click(interrupt, inputs=[panel.job_id], outputs=None, show_progress="hidden", queue=False,
-                          api_visibility="undocumented")
+                          api_visibility="private")
     panel.skip.click(skip, inputs=[panel.job_id], outputs=None, show_progress="hidden", queue=False,
-                     api_visibility="undocumented")
+                     api_visibility="private")
 
 
 def stream_job(context: UIContext, panel: ResultsPanel, make_request: Callable[[dict], Any]):
-    """A generator event handler: validate, submit, then yield progress/preview until the job ends."""
+    """An async generator event handler: validate, submit, then yield progress/preview until the job ends,
+    awaiting each change of the job (no thread waits)."""
 
-    def run(data: dict):
+    async def run(data: dict):
         try:
             request = make_request(data)
-            job = context.engine.submit(request)
+            job = context.engine.submit(request, source=panel.source)
         except EaselError as exc:
             raise gr.Error(str(exc), duration=8) from None
         yield {panel.job_id: job.id, panel.progress: progress_html(job, context.engine.queue_position(job))}
         last_preview = None
+        seen = job.version
         while not job.finished:
-            time.sleep(POLL_SECONDS)
+            seen = await job.next_change(seen)
+            if job.finished:
+                break
             update = {panel.progress: progress_html(job, context.engine.queue_position(job))}
             preview = job.latest_preview
             if preview is not None and preview is not last_preview:
                 last_preview = preview
                 update[panel.gallery] = [(preview, "preview")]
             yield update
+            await job.wait(UPDATE_SECONDS)  # a pause between updates; ends at once when the job does
         try:
             result = job.result()
         except EaselError as exc:
             yield {panel.progress: progress_html(job, -1)}
             raise gr.Error(str(exc), duration=10) from None
+        job.release()  # the gallery below holds the images now
         paths = [str(p) if p else "" for p in result.paths]
         # the saved file where there is one (downloads keep the infotext), else the image in memory
         items = [(paths[i] if i < len(paths) and paths[i] else im, f"seed {s}")
@@ -130,6 +146,8 @@ def progress_html(job, position: int = -1, *, seconds: float | None = None, coun
     if p.state == QUEUED:
         ahead = max(0, position)
         return f"<div class='progress queued'>Queued · {ahead} job(s) ahead</div>"
+    if not p.total_steps and p.state not in (DONE, INTERRUPTED, FAILED):
+        return "<div class='progress running'><span>Starting · loading the model</span></div>"
     if p.state in (DONE, INTERRUPTED, FAILED):
         word = {DONE: "Done", INTERRUPTED: "Interrupted", FAILED: "Failed"}[p.state]
         extra = f" · {count} image(s) in {seconds:.1f} s" if seconds is not None else ""
