@@ -145,7 +145,8 @@ class Engine:
             request = self._hooks.adjust_request(request)
         request = with_prompt_addons(_revalidated(request))
         entry = self.resolve_model(request.model)
-        resolve_addons(request, self._addon_context(entry))  # a LoRA that does not fit fails here, named
+        if request.addons:  # a LoRA that does not fit fails here, named (a broken model fails at its load)
+            resolve_addons(request, self._addon_context(entry))
         job = Job(request, source=source, model=entry.name)
         self._recent_jobs.add(job)
         self._worker.submit(job)
