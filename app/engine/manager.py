@@ -44,6 +44,7 @@ class LoadedModel:
     pipes: dict[str, Any] = field(default_factory=dict)  # task -> pipeline over the same components
     previewer: Any = None
     active_task: str = "txt2img"
+    addon_state: dict[str, Any] = field(default_factory=dict)  # add-on kind -> what it left on this model
     footprint: Any = None  # ModelFootprint the plan was made for
     held_bytes: int = 0  # what the placed pipeline keeps on the device between jobs
 
