@@ -13,6 +13,7 @@ from app.extensions.ui import build_extension_tabs, build_extensions_tab, build_
 from app.generation.infotext import Infotext
 from app.ui.context import UIContext
 from app.ui.controls import defaults_update
+from app.ui.queue_panel import build_queue_panel
 from app.ui.tabs.generation import GenerationTab, build_generation_tab
 from app.ui.tabs.models import build_models_tab
 from app.ui.tabs.pnginfo import build_pnginfo_tab
@@ -49,6 +50,7 @@ def build_ui(context: UIContext, extensions=None, gate: ChangeGate = LOCAL) -> g
                 build_extension_tabs(extensions, easel)
                 with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
                     build_extensions_tab(extensions, allow_changes=gate.allow_changes, reason=gate.reason)
+        build_queue_panel(context)
         if context.preset_errors:
             gr.Markdown("\n".join(f"⚠️ preset skipped: {e}" for e in context.preset_errors))
         _wire_models(ui, context, top, gen, upscale, models)
