@@ -8,14 +8,13 @@ from typing import Any
 
 import gradio as gr
 
-from app.extensions import install as installer
+from app.extensions.actions import ExtensionActions
 from app.extensions.gate import ChangeGate
-from app.extensions.index import load_index
+from app.extensions.index import INDEX_URLS
 from app.extensions.manager import ExtensionManager
 from app.extensions.meta import ExtensionError
 
 HEADERS = ["name", "version", "enabled", "status", "error", "source"]
-RESTART_NOTE = "Restart Easel to apply changes to extensions."
 
 
 @dataclass(frozen=True)
@@ -69,86 +68,71 @@ def build_extension_tabs(manager: ExtensionManager, easel) -> None:
                 gr.Markdown(f"⚠️ extension {ext}: this tab could not be built ({exc})")
 
 
-def build_extensions_tab(manager: ExtensionManager, *, allow_changes: bool, reason: str) -> dict[str, Any]:
-    """The table, enable/disable, install/update/remove (with a confirmation) and the index browser."""
-    gate = ChangeGate(allow_changes, reason)
+def build_extensions_tab(manager: ExtensionManager, gate: ChangeGate, *,
+                         index_urls: tuple[str, ...] = INDEX_URLS) -> dict[str, Any]:
+    """The table, enable/disable, install/update/remove (with a confirmation) and the index browser.
+    Every button acts through `gate` (see actions.py); when it is closed they are greyed out too."""
+    actions = ExtensionActions(manager, gate, index_urls)
+    open_ = gate.allow_changes
     table = gr.Dataframe(value=extension_rows(manager), headers=HEADERS, interactive=False, wrap=True,
                          elem_id="extensions_table")
     names = gr.Dropdown(choices=list(manager.records), label="Extension", elem_id="extensions_name",
                         allow_custom_value=True)
     with gr.Row():
-        enable = gr.Button("Enable", size="sm")
-        disable = gr.Button("Disable", size="sm")
-        update = gr.Button("Update (git pull)", size="sm", interactive=allow_changes)
-        remove = gr.Button("Remove…", size="sm", variant="stop", interactive=allow_changes)
+        enable = gr.Button("Enable", size="sm", interactive=open_, elem_id="extensions_enable")
+        disable = gr.Button("Disable", size="sm", interactive=open_, elem_id="extensions_disable")
+        update = gr.Button("Update (git pull)", size="sm", interactive=open_, elem_id="extensions_update")
+        remove = gr.Button("Remove…", size="sm", variant="stop", interactive=open_, elem_id="extensions_remove")
     with gr.Row(visible=False) as confirm_row:
         confirm_text = gr.Markdown()
-        confirm = gr.Button("Yes, delete it", variant="stop", size="sm")
+        confirm = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id="extensions_confirm_remove")
         cancel = gr.Button("Cancel", size="sm")
-    if not allow_changes:
-        gr.Markdown(f"🔒 {reason}", elem_id="extensions_locked")
+    if not open_:
+        gr.Markdown(f"🔒 {gate.reason}", elem_id="extensions_locked")
     with gr.Row():
         source = gr.Textbox(label="Install from a git URL, a .zip path or a folder", scale=4,
-                            interactive=allow_changes, elem_id="extensions_source")
-        install = gr.Button("Install", scale=1, interactive=allow_changes)
+                            interactive=open_, elem_id="extensions_source")
+        install = gr.Button("Install", scale=1, interactive=open_, elem_id="extensions_install")
     log = gr.Textbox(label="Output", lines=8, max_lines=30, interactive=False, elem_id="extensions_log")
     with gr.Accordion("Available extensions (index)", open=False):
-        index_url = gr.Textbox(label="Index URL (A1111 index.json)", placeholder="https://…/index.json")
-        load = gr.Button("Load index", size="sm")
+        index_url = gr.Dropdown(list(index_urls), value=index_urls[0] if index_urls else None,
+                                label="Index (A1111 index.json)", interactive=open_, elem_id="extensions_index_url")
+        load = gr.Button("Load index", size="sm", interactive=open_, elem_id="extensions_load_index")
         index_table = gr.Dataframe(headers=["name", "url", "description", "tags"], interactive=False, wrap=True)
 
     def refreshed(message: str):
         return extension_rows(manager), gr.update(choices=list(manager.records)), message
 
-    def set_enabled(name: str, enabled: bool):
+    def shown(action, *args):
+        """Run an action; its text, or the error, goes to the output box."""
         try:
-            manager.set_enabled(name or "", enabled)
-        except ExtensionError as exc:
-            raise gr.Error(str(exc)) from None
-        return refreshed(f"{name} {'enabled' if enabled else 'disabled'}. {RESTART_NOTE}")
-
-    def change(action, target: str):
-        """install or update through the gate; the outcome (or the refusal) is shown in the output box."""
-        try:
-            report = action(target or "", manager.extensions_dir, gate)
+            return refreshed(action(*args))
         except ExtensionError as exc:
             return refreshed(f"error: {exc}")
-        return refreshed(f"{report.text}\n{RESTART_NOTE}")
-
-    def do_install(src: str):
-        return change(installer.install, src)
-
-    def do_update(name: str):
-        return change(installer.update, name)
 
     def ask_remove(name: str):
         if not name:
             raise gr.Error("Pick an extension first.")
         return gr.update(visible=True), f"Delete the folder of **{name}** and everything in it?"
 
-    def do_remove(name: str):
-        try:
-            path = installer.remove(name or "", manager.extensions_dir, gate)
-        except ExtensionError as exc:
-            return (*refreshed(f"error: {exc}"), gr.update(visible=False))
-        return (*refreshed(f"removed {path}. {RESTART_NOTE}"), gr.update(visible=False))
-
     def do_load(url: str):
         try:
-            entries = load_index(url or "")
+            entries = actions.load_index(url)
         except ExtensionError as exc:
             raise gr.Error(str(exc)) from None
         return [[e.name, e.url, e.description, ", ".join(e.tags)] for e in entries]
 
     outputs = [table, names, log]
-    quiet = {"api_visibility": "undocumented"}
-    enable.click(lambda n: set_enabled(n, True), inputs=names, outputs=outputs, **quiet)
-    disable.click(lambda n: set_enabled(n, False), inputs=names, outputs=outputs, **quiet)
-    install.click(do_install, inputs=source, outputs=outputs, **quiet)
-    update.click(do_update, inputs=names, outputs=outputs, **quiet)
-    remove.click(ask_remove, inputs=names, outputs=[confirm_row, confirm_text], **quiet)
-    confirm.click(do_remove, inputs=names, outputs=[*outputs, confirm_row], **quiet)
-    cancel.click(lambda: gr.update(visible=False), outputs=confirm_row, **quiet)
-    load.click(do_load, inputs=index_url, outputs=index_table, **quiet)
-    return {"table": table, "names": names, "log": log, "install": install, "source": source,
-            "refresh": lambda: refreshed("")}
+    wiring = {"api_visibility": "private"}  # UI wiring, not an API: kept off /gradio_api/info and clients
+    enable.click(lambda n: shown(actions.set_enabled, n, True), inputs=names, outputs=outputs, **wiring)
+    disable.click(lambda n: shown(actions.set_enabled, n, False), inputs=names, outputs=outputs, **wiring)
+    install.click(lambda s: shown(actions.install, s), inputs=source, outputs=outputs, **wiring)
+    update.click(lambda n: shown(actions.update, n), inputs=names, outputs=outputs, **wiring)
+    remove.click(ask_remove, inputs=names, outputs=[confirm_row, confirm_text], **wiring)
+    confirm.click(lambda n: (*shown(actions.remove, n), gr.update(visible=False)), inputs=names,
+                  outputs=[*outputs, confirm_row], **wiring)
+    cancel.click(lambda: gr.update(visible=False), outputs=confirm_row, **wiring)
+    load.click(do_load, inputs=index_url, outputs=index_table, **wiring)
+    return {"table": table, "names": names, "log": log, "install": install, "source": source, "enable": enable,
+            "disable": disable, "update": update, "remove": remove, "confirm_remove": confirm, "load_index": load,
+            "index_url": index_url, "refresh": lambda: refreshed("")}

@@ -27,7 +27,8 @@ TAB_IDS = ("txt2img", "img2img", "inpaint", "upscale", "pnginfo", "models", "set
 
 def build_ui(context: UIContext, extensions=None, gate: ChangeGate = LOCAL) -> gr.Blocks:
     """The whole UI. `extensions` (an ExtensionManager) adds sections, tabs and the Extensions tab;
-    `gate` says whether that tab may install, update or remove (not when others can reach the UI)."""
+    `gate` says whether that tab may change the install (not when others can reach the UI). Events that
+    only wire the page together are private: off /gradio_api/info and out of reach of Gradio clients."""
     easel = EaselFacade(context.engine, context.settings, context.presets)
     with gr.Blocks(title="Easel") as ui:
         top = build_top_bar(context)
@@ -45,11 +46,11 @@ def build_ui(context: UIContext, extensions=None, gate: ChangeGate = LOCAL) -> g
             with gr.Tab("Models", id="models", elem_id="tab_models"):
                 models = build_models_tab(context)
             with gr.Tab("Settings", id="settings", elem_id="tab_settings"):
-                build_settings_tab(context)
+                build_settings_tab(context, gate)
             if extensions is not None:
                 build_extension_tabs(extensions, easel)
                 with gr.Tab("Extensions", id="extensions", elem_id="tab_extensions"):
-                    build_extensions_tab(extensions, allow_changes=gate.allow_changes, reason=gate.reason)
+                    build_extensions_tab(extensions, gate)
         build_queue_panel(context)
         if context.preset_errors:
             gr.Markdown("\n".join(f"⚠️ preset skipped: {e}" for e in context.preset_errors))
@@ -86,11 +87,11 @@ def _wire_models(ui, context: UIContext, top, gen: dict[str, GenerationTab], ups
         return gr.update(choices=choices, value=model_name if model_name in names else (names[0] if names else None))
 
     load_outputs = [top.model, top.memory, upscale["upscaler"], models["table"], models["device"], *default_outputs]
-    ui.load(on_load, inputs=top.preset, outputs=load_outputs, api_visibility="undocumented")
-    top.refresh.click(on_refresh, inputs=top.model, outputs=top.model, api_visibility="undocumented")
+    ui.load(on_load, inputs=top.preset, outputs=load_outputs, api_visibility="private")
+    top.refresh.click(on_refresh, inputs=top.model, outputs=top.model, api_visibility="private")
     for trigger in (top.model.input, top.preset.input):
         trigger(apply_defaults, inputs=[top.model, top.preset], outputs=[top.memory, *default_outputs],
-                api_visibility="undocumented")
+                api_visibility="private")
 
 
 def _selected_image(paths: list[str], index: int):
@@ -108,21 +109,21 @@ def _wire_send_to(tabs, gen: dict[str, GenerationTab], upscale: dict) -> None:
         r = t.results
         r.send_img2img.click(lambda p, i: (_selected_image(p, i), gr.Tabs(selected="img2img")),
                              inputs=[r.paths, r.selected], outputs=[gen["img2img"].extra["image"], tabs],
-                             api_visibility="undocumented")
+                             api_visibility="private")
         r.send_inpaint.click(lambda p, i: ({"background": _selected_image(p, i), "layers": [], "composite": None},
                                            gr.Tabs(selected="inpaint")),
                              inputs=[r.paths, r.selected], outputs=[gen["inpaint"].extra["editor"], tabs],
-                             api_visibility="undocumented")
+                             api_visibility="private")
         r.send_upscale.click(lambda p, i: (_selected_image(p, i), gr.Tabs(selected="upscale")),
                              inputs=[r.paths, r.selected], outputs=[upscale["image"], tabs],
-                             api_visibility="undocumented")
+                             api_visibility="private")
         # the prompt travels with the picture, as in Forge
         for target in ("img2img", "inpaint"):
             if target != t.task:
                 button = r.send_img2img if target == "img2img" else r.send_inpaint
                 button.click(lambda prompt, neg: (prompt, neg), inputs=[t.controls.prompt, t.controls.negative_prompt],
                              outputs=[gen[target].controls.prompt, gen[target].controls.negative_prompt],
-                             api_visibility="undocumented")
+                             api_visibility="private")
 
 
 def _wire_pnginfo(tabs, pnginfo: dict, txt2img: GenerationTab) -> None:
@@ -135,7 +136,7 @@ def _wire_pnginfo(tabs, pnginfo: dict, txt2img: GenerationTab) -> None:
 
     pnginfo["send"].click(send, inputs=pnginfo["parsed"],
                           outputs=[c.prompt, c.negative_prompt, c.steps, c.cfg_scale, c.guidance, c.width, c.height,
-                                   c.seed, tabs], api_visibility="undocumented")
+                                   c.seed, tabs], api_visibility="private")
 
 
 def infotext_to_controls(info: Infotext, c) -> dict:

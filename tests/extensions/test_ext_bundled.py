@@ -6,6 +6,7 @@ import pytest
 
 from app.engine.engine import Engine
 from app.extensions.facade import EaselFacade
+from app.extensions.gate import ChangeGate
 from app.extensions.manager import LOADED, ExtensionManager
 from app.extensions.ui import TabHandle, build_extensions_tab, build_ui_sections
 from app.generation.request import validate_request
@@ -80,7 +81,7 @@ def test_ui_hosts_build_sections_and_a_locked_tab(bundled, easel):
         prompt, negative = gr.Textbox(), gr.Textbox()
         handle = TabHandle("txt2img", {"prompt": prompt, "negative_prompt": negative}, easel)
         build_ui_sections(bundled, handle)
-        tab = build_extensions_tab(bundled, allow_changes=False, reason="reachable from other machines")
+        tab = build_extensions_tab(bundled, ChangeGate(False, "reachable from other machines"))
     titles = [title for _, title, _ in bundled.ui_sections(handle)]
     assert titles == ["Styles", "X/Y/Z plot"]
     assert all(r.status == LOADED for r in bundled.records.values())  # no build failed
