@@ -168,10 +168,14 @@ class UpscalerItem(BaseModel):
 
 
 class LoraItem(BaseModel):
-    name: str
-    alias: str
+    """One LoRA file, as A1111's /sdapi/v1/loras lists it."""
+
+    name: str = Field(description="the file name without its suffix: what <lora:NAME:WEIGHT> calls it")
+    alias: str = Field(description="the training's output name (kohya's ss_output_name), else the name")
     path: str
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the file's safetensors metadata; values holding a JSON object (ss_tag_frequency ...) decoded")
 
 
 class SDVaeItem(BaseModel):

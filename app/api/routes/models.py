@@ -10,6 +10,7 @@ from fastapi import APIRouter, Body
 from app.api.context import ApiContext
 from app.api.option_values import post_description
 from app.api.schemas import LoraItem, SamplerItem, SchedulerItem, SDModelItem, SDVaeItem, UpscalerItem
+from app.catalog.lora_info import LoraInfoCache
 from app.errors import EaselError
 
 # FLUX.1 and SD3.5 are flow-matching models: diffusers' FlowMatchEulerDiscreteScheduler is their sampler.
@@ -51,8 +52,9 @@ def models_router(ctx: ApiContext) -> APIRouter:
         return {"models": len(ctx.engine.models(refresh=True))}
 
     @router.post("/refresh-loras")
-    def refresh_loras() -> dict[str, Any]:
-        return {"loras": len(ctx.engine.catalog(refresh=True).files_of_kind("lora"))}
+    def refresh_loras() -> None:
+        """Scan the LoRA folders again. Answers null, as A1111 does."""
+        ctx.engine.catalog(refresh=True)
 
     @router.post("/refresh-vae")
     def refresh_vae() -> dict[str, Any]:
@@ -82,13 +84,16 @@ def models_router(ctx: ApiContext) -> APIRouter:
         return [{"name": u.name, "model_name": u.model_name, "model_path": u.model_path, "model_url": None,
                  "scale": u.scale} for u in ctx.engine.upscalers()]
 
+    lora_infos = LoraInfoCache()
+
     @router.get("/loras", response_model=list[LoraItem])
     def loras() -> list[dict[str, Any]]:
-        """LoRA files found in the models folders (listed; applying them comes later)."""
+        """LoRA files in the models folders, as A1111 lists them: name (what `<lora:NAME:1>` calls it),
+        alias (the training's output name), path, and the file's safetensors metadata."""
         scan = _scan(ctx)
         files = scan.files_of_kind("lora") if scan else []
-        return [{"name": f.path.stem, "alias": f.path.stem, "path": str(f.path),
-                 "metadata": {"family": f.family} if f.family else {}} for f in files]
+        return [{"name": i.name, "alias": i.alias, "path": str(i.path), "metadata": i.a1111_metadata()}
+                for i in lora_infos.infos(f.path for f in files)]
 
     @router.get("/sd-vae", response_model=list[SDVaeItem])
     def sd_vae() -> list[dict[str, Any]]:
