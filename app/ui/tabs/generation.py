@@ -13,6 +13,7 @@ from app.errors import InvalidRequest
 from app.generation.request import validate_request
 from app.ui.context import UIContext, size_for_aspect
 from app.ui.controls import GenerationControls, build_generation_controls
+from app.ui.lora_picker import LoraPicker, build_lora_picker, wire_lora_picker
 from app.ui.results import ResultsPanel, build_results_panel, stream_job, wire_cancel_buttons
 
 RESIZE_MODES = [("Just resize", "just-resize"), ("Crop and resize", "crop-and-resize"),
@@ -32,11 +33,18 @@ def build_generation_tab(task: str, context: UIContext, top) -> GenerationTab:
     with gr.Row(equal_height=False):
         with gr.Column(scale=6, elem_classes=["controls-column"]):
             extra: dict[str, Any] = {}
-            controls = build_generation_controls(task, between=lambda: extra.update(_task_inputs(task)))
+            pickers: list[LoraPicker] = []
+
+            def between():  # under the prompt: the LoRA picker, then the task's image inputs
+                pickers.append(build_lora_picker(task))
+                extra.update(_task_inputs(task))
+
+            controls = build_generation_controls(task, between=between)
         with gr.Column(scale=5, elem_classes=["results-column"]):
             results = build_results_panel(task)
     tab = GenerationTab(task, controls, results, extra)
     _wire(tab, context, top)
+    wire_lora_picker(pickers[0], context, controls.prompt, top.model)
     return tab
 
 
