@@ -33,6 +33,10 @@ COLOURS: Mapping[str, tuple[int, int, int]] = MappingProxyType({
     "white": (245, 245, 245),
     "black": (15, 15, 15),
 })
+# Colours the base models never saw, taught by the demo LoRAs (app/demo/train_lora.py). Kept out of
+# COLOURS, so the base captions and the judge's default palette stay those the base models learnt.
+NEW_COLOURS: Mapping[str, tuple[int, int, int]] = MappingProxyType({"purple": (140, 40, 200)})
+PALETTE: Mapping[str, tuple[int, int, int]] = MappingProxyType({**COLOURS, **NEW_COLOURS})
 POSITIONS: tuple[str, ...] = ("center", "left", "right")  # "center" goes unsaid in captions
 
 # Geometry as fractions of the image side: (smallest, largest) half-extent of the shape, and how far its
@@ -113,9 +117,9 @@ def draw(spec: ShapeSpec | str, size: int, rng: np.random.Generator) -> Image.Im
     big = size * SUPERSAMPLE
     cx, cy = spec.centre(big)
     cx, cy, r = cx + jx * big, cy + jy * big, radius * big
-    img = Image.new("RGB", (big, big), COLOURS[spec.background])
+    img = Image.new("RGB", (big, big), PALETTE[spec.background])
     pen = ImageDraw.Draw(img)
-    fill = COLOURS[spec.colour]
+    fill = PALETTE[spec.colour]
     if spec.shape == "circle":
         pen.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
     elif spec.shape == "square":
@@ -153,11 +157,11 @@ def sample_batch(n: int, size: int, rng: np.random.Generator,
     return to_tensor([draw(s, size, rng) for s in specs]), [s.caption for s in specs]
 
 
-def nearest_colour(rgb: Sequence[float] | np.ndarray) -> str:
-    """The name of the named colour nearest (Euclidean, RGB) to `rgb`."""
+def nearest_colour(rgb: Sequence[float] | np.ndarray, palette: Mapping[str, tuple[int, int, int]] = COLOURS) -> str:
+    """The name of the colour in `palette` nearest (Euclidean, RGB) to `rgb`."""
     rgb = np.asarray(rgb, dtype=np.float32)
-    names = list(COLOURS)
-    table = np.array([COLOURS[n] for n in names], dtype=np.float32)
+    names = list(palette)
+    table = np.array([palette[n] for n in names], dtype=np.float32)
     return names[int(np.argmin(((table - rgb) ** 2).sum(axis=1)))]
 
 
@@ -168,7 +172,7 @@ def _pixels(image: Picture) -> np.ndarray:
     return arr
 
 
-def shape_colour(image: Picture, spec: ShapeSpec) -> str:
+def shape_colour(image: Picture, spec: ShapeSpec, palette: Mapping[str, tuple[int, int, int]] = COLOURS) -> str:
     """The named colour of the median pixel in a small patch where the shape should be."""
     arr = _pixels(image)
     h, w, _ = arr.shape
@@ -176,29 +180,32 @@ def shape_colour(image: Picture, spec: ShapeSpec) -> str:
     half = max(1, round(PATCH * min(h, w)))
     x0, y0 = int(round(cx)) - half, int(round(cy)) - half
     patch = arr[max(0, y0): y0 + 2 * half, max(0, x0): x0 + 2 * half].reshape(-1, 3)
-    return nearest_colour(np.median(patch, axis=0))
+    return nearest_colour(np.median(patch, axis=0), palette)
 
 
-def background_colour(image: Picture) -> str:
+def background_colour(image: Picture, palette: Mapping[str, tuple[int, int, int]] = COLOURS) -> str:
     """The named colour of the median pixel of the border ring."""
     arr = _pixels(image)
     h, w, _ = arr.shape
     b = max(1, round(BORDER * min(h, w)))
     ring = np.concatenate([arr[:b].reshape(-1, 3), arr[-b:].reshape(-1, 3),
                            arr[b:-b, :b].reshape(-1, 3), arr[b:-b, -b:].reshape(-1, 3)])
-    return nearest_colour(np.median(ring, axis=0))
+    return nearest_colour(np.median(ring, axis=0), palette)
 
 
-def judge(image: Picture, spec: ShapeSpec) -> tuple[bool, bool]:
-    """(shape colour right, background colour right) for a picture meant to show `spec`."""
-    return shape_colour(image, spec) == spec.colour, background_colour(image) == spec.background
+def judge(image: Picture, spec: ShapeSpec,
+          palette: Mapping[str, tuple[int, int, int]] = COLOURS) -> tuple[bool, bool]:
+    """(shape colour right, background colour right) for a picture meant to show `spec`, reading colours
+    as the nearest in `palette` (PALETTE for pictures that may hold a new colour)."""
+    return (shape_colour(image, spec, palette) == spec.colour,
+            background_colour(image, palette) == spec.background)
 
 
 def judge_shape(image: Picture, spec: ShapeSpec) -> str | None:
     """A crude guess at the shape drawn: how much of its bounding box the shape-coloured pixels fill
     (circle π/4 ≈ 0.79, square 1, triangle 0.5). None when no shape-coloured region is found."""
     arr = _pixels(image)
-    fg, bg = (np.array(COLOURS[c], dtype=np.float32) for c in (spec.colour, spec.background))
+    fg, bg = (np.array(PALETTE[c], dtype=np.float32) for c in (spec.colour, spec.background))
     mask = ((arr - fg) ** 2).sum(-1) < ((arr - bg) ** 2).sum(-1)
     ys, xs = np.nonzero(mask)
     if len(xs) < 4:

@@ -1,0 +1,85 @@
+"""Configurations for the demo LoRAs: the full run that makes the shipped files, and a seconds-long smoke run.
+
+Both keep every stage of the full run (fitting the encoder copy, inverting the decoder, training, judging
+through the pipeline's own `load_lora_weights`), the same rank and the same layers, so the smoke run
+exercises the path and the file format the full run ships.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from app.demo.train_config import FlowStage
+
+
+@dataclass(frozen=True)
+class LatentStage:
+    """The latent pool the LoRA trains on: pictures with the new colour, and ordinary ones beside them.
+
+    The shipped VAE's encoder never saw the new colour (it turns purple into green), but its decoder
+    can draw it from latents it was never given. So a copy of the encoder is fitted with the decoder
+    frozen, and each new-colour latent is then refined against the decoder (`invert_steps`).
+    """
+
+    new: tuple[int, ...]  # new-colour pictures per training size
+    ordinary: tuple[int, ...]  # pictures of the base captions per size, encoded by the shipped encoder
+    fit_steps: int
+    fit_batch: int = 32
+    fit_lr: float = 3e-3
+    invert_steps: int = 40
+    invert_lr: float = 0.05
+    new_background_fraction: float = 1 / 3  # new-colour pictures where it is the background
+    side_fraction: float = 0.2  # ordinary pictures with the shape on the left or right, as the base saw
+    chunk: int = 64
+
+
+@dataclass(frozen=True)
+class LoraEval:
+    """The judge: the headline prompt over `seeds` seeds with and without the LoRA, and a control prompt."""
+
+    seeds: int = 24
+    size: int = 64
+    also_sizes: tuple[int, ...] = (128,)  # headline rate reported (not targeted) at these sizes too
+    ordinary_limit: int = 30  # base captions (one seed each) judged with and without the LoRA
+    new_limit: int = 36  # new-colour captions (one seed each) judged with the LoRA
+    min_with: float = 0.9  # share of seeds whose centre reads purple with the LoRA
+    max_without: float = 0.1  # ... and without it
+    min_control: float = 0.8  # share of seeds where the control prompt keeps both its colours
+    batch: int = 24
+    steps: int | None = None  # sampling steps; None: the model's defaults (easel.json)
+
+
+@dataclass(frozen=True)
+class LoraTrainConfig:
+    name: str
+    sizes: tuple[int, ...]  # training resolutions in px
+    rank: int  # alpha is written equal to the rank: scale 1
+    latents: LatentStage
+    flux: FlowStage
+    sd3: FlowStage
+    max_rounds: int  # training rounds of `steps` each, until the judge's targets are met
+    eval: LoraEval = field(default_factory=LoraEval)
+
+
+FULL = LoraTrainConfig(
+    name="full",
+    sizes=(64, 128),
+    rank=4,
+    latents=LatentStage(new=(768, 128), ordinary=(768, 128), fit_steps=300),
+    flux=FlowStage(steps=600, batch=32, lr=2e-3, warmup=30, hi_fraction=0.25, ema_decay=0.99, log_every=50),
+    sd3=FlowStage(steps=600, batch=32, lr=2e-3, warmup=30, hi_fraction=0.25, ema_decay=0.99, log_every=50),
+    max_rounds=3,
+)
+
+SMOKE = LoraTrainConfig(
+    name="smoke",
+    sizes=(64,),
+    rank=4,
+    latents=LatentStage(new=(32,), ordinary=(16,), fit_steps=3, fit_batch=8, invert_steps=10, chunk=32),
+    flux=FlowStage(steps=16, batch=16, lr=1e-2, warmup=2, ema_decay=0.5, log_every=4),
+    sd3=FlowStage(steps=16, batch=16, lr=1e-2, warmup=2, ema_decay=0.5, log_every=4),
+    max_rounds=1,
+    eval=LoraEval(seeds=2, also_sizes=(), ordinary_limit=2, new_limit=2, batch=4, steps=2),
+)
+
+CONFIGS = {c.name: c for c in (FULL, SMOKE)}
