@@ -72,6 +72,7 @@ def launch_webui(settings: Settings, *, host: str, port: int, share: bool, auth:
     from app.extensions.gate import gate_for_server
     from app.http_serving import HttpServer
     from app.ui.app import CSS_FILE, build_ui
+    from app.ui.auth_guard import install_auth_guard
     from app.ui.context import UIContext
 
     api_credentials = parse_auth_pairs(api_auth) if isinstance(api_auth, str) else dict(api_auth or {})
@@ -99,6 +100,7 @@ def launch_webui(settings: Settings, *, host: str, port: int, share: bool, auth:
         gr.mount_gradio_app(app, ui, path="/", auth=doors.ui_auth or None, theme=theme, css=CSS_FILE.read_text(),
                             show_error=True, allowed_paths=[str(Path(settings.outputs_dir).resolve())],
                             server_name=host, server_port=port)
+        install_auth_guard(app, doors.ui_auth)  # the login page tells nothing about the UI's API
         server = HttpServer(app, host, port)
         url = server.start()
     except BaseException:

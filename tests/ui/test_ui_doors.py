@@ -49,7 +49,6 @@ def test_gradio_routes_answer_nothing_without_a_login(start_ui, tmp_path):
         assert MAIN_ACTIONS <= set(user.get("/gradio_api/info").json()["named_endpoints"])
 
 
-@pytest.mark.xfail(strict=True, reason="app/ui/launch.py does not call install_auth_guard yet")
 def test_the_login_page_of_the_web_ui_tells_nothing_about_its_api(start_ui):
     url = start_ui(auth=[LOGIN])
     with httpx.Client(base_url=url, timeout=30) as anonymous:
