@@ -60,21 +60,26 @@ class LoraKind:
 
     # -- at submit --------------------------------------------------------------------------------------
     def resolve(self, addon, index: int, context: AddonContext) -> ResolvedLora:
+        from app.catalog.lora_info import read_lora_info
+
         files = context.catalog.files_of_kind("lora")
         wanted = addon.name.strip().lower()
         matches = [f for f in files if lora_name(f).lower() == wanted or f.path.name.lower() == wanted]
+        if not matches:  # A1111's alias (ss_output_name), read from the header only
+            matches = [f for f in files if read_lora_info(f.path).alias.lower() == wanted]
         if not matches:
             names = sorted({lora_name(f) for f in files})
             shown = ", ".join(names[:MAX_NAMES_SHOWN]) + (" ..." if len(names) > MAX_NAMES_SHOWN else "")
             raise InvalidRequest(f"addons[{index}].name", f"no LoRA named {addon.name!r} in the loras folders "
                                                           f"(available: {shown or 'none'})")
         found = matches[0]
+        family = found.family or read_lora_info(found.path).family  # names and widths, then the metadata
         fits = context.capabilities.lora_family
-        if found.family and fits and found.family != fits:
+        if family and fits and family != fits:
             model = context.entry.variant or context.entry.family
             raise InvalidRequest(f"addons[{index}].name",
                                  f"{model} cannot take {lora_name(found)!r}: it is a "
-                                 f"{FAMILY_NAMES.get(found.family, found.family)} LoRA")
+                                 f"{FAMILY_NAMES.get(family, family.upper())} LoRA")
         te = addon.text_encoder_weight if addon.text_encoder_weight is not None else addon.weight
         return ResolvedLora(addon.name, found.path, addon.weight, te, addon.from_prompt, index)
 

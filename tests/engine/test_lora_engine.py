@@ -118,8 +118,8 @@ def test_unknown_names_bad_weights_and_files_that_fit_nothing_are_named(lora_eng
         engine.submit(validate_request(prompt=f"{PROMPT} <lora:nope:1>", model=FLUX))
     with pytest.raises(InvalidRequest, match=r"prompt: <lora:flux-a:lots>: the weight 'lots' is not a number"):
         engine.submit(validate_request(prompt=f"{PROMPT} <lora:flux-a:lots>", model=FLUX))
-    with pytest.raises(InvalidRequest, match=r"sdxl-style.safetensors: no key matches this model"):
-        pixels(engine, f"{PROMPT} <lora:sdxl-style:1>")
+    with pytest.raises(InvalidRequest, match=r"addons\[0\]\.name: flux-schnell cannot take 'sdxl-style': it is a"):
+        engine.submit(validate_request(prompt=f"{PROMPT} <lora:sdxl-style:1>", model=FLUX))
 
 
 def test_keys_that_fit_no_layer_are_a_warning_with_the_count(lora_engine):
