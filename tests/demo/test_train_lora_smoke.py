@@ -61,7 +61,8 @@ def test_file_has_diffusers_keys_fp16_and_metadata(smoke, family):
     assert keys and all(k.startswith("transformer.") and k.endswith((".lora_A.weight", ".lora_B.weight"))
                         for k in keys)
     modules = {k.rsplit(".lora_", 1)[0] for k in keys}
-    assert all(m.endswith(ATTENTION) for m in modules)
+    assert all(m.endswith(FAMILIES[family]["targets"]) for m in modules)
+    assert {m.rsplit(".attn.", 1)[1] for m in modules if ".attn." in m} >= set(ATTENTION)
     assert all(shapes[f"{m}.lora_A.weight"][0] == SMOKE.rank == shapes[f"{m}.lora_B.weight"][1] for m in modules)
     assert meta["easel.family"] == family
     assert meta["easel.base_model"] == FAMILIES[family]["model"]
