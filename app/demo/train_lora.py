@@ -2,7 +2,9 @@
 [--config full|smoke] [--seed 0] [--device cpu|cuda] [--base models/demo]`.
 
 Each LoRA teaches one shipped shapes demo model a colour it never saw, purple, with the base model
-frozen and a LoRA on the transformer's attention projections only. Training reuses the base trainer:
+frozen and a LoRA on the transformer's attention, feed-forward, input and output layers. Each round
+trains on the flow objective, then tunes through the model's own sampler by the colours the frozen
+decoder draws (app/demo/train_lora_tune.py). Training reuses the base trainer:
 prompts embedded by the pipeline's own `encode_prompt` at the model's max_sequence_length, the
 rectified-flow objective, caption dropout (so SD3's CFG keeps working) and weight EMA. Batches mix
 purple captions with the base captions, so the LoRA does not turn everything purple.
@@ -31,6 +33,7 @@ from app.demo.train_flow import PREDICT, encode_captions, sample_sigmas, train_t
 from app.demo.train_lora_config import CONFIGS, LoraTrainConfig
 from app.demo.train_lora_data import build_pool, new_colour_specs
 from app.demo.train_lora_eval import describe, judge_lora, load_demo
+from app.demo.train_lora_tune import tune_through_sampler
 
 Log = Callable[[str], None]
 
@@ -166,7 +169,9 @@ def train_family(family: str, cfg: LoraTrainConfig, out_dir: Path, base_dir: Pat
         for name, p in pipe.transformer.named_parameters():  # train_transformer freezes everything at the end
             p.requires_grad_(".lora_" in name)
         stats = train_transformer(pipe, family, pool, table, stage, cfg.sizes, device, seed + 2 + r, log)
-        train_seconds += stats["seconds"]
+        tuned = tune_through_sampler(pipe, family, pool, table, captions, COLOUR, cfg.tune, meta["defaults"], device,
+                                     seed + 100 + r, log)
+        train_seconds += stats["seconds"] + tuned["seconds"]
         held_out.append(held_out_loss(pipe, family, pool, table, n_new, min(cfg.sizes)))
         log(f"[{family}] held-out loss, {COLOUR} captions {held_out[0]['new']:.3f} -> {held_out[-1]['new']:.3f}, "
             f"others {held_out[0]['ordinary']:.3f} -> {held_out[-1]['ordinary']:.3f}")
@@ -176,7 +181,7 @@ def train_family(family: str, cfg: LoraTrainConfig, out_dir: Path, base_dir: Pat
             judged = judge_lora(folder, candidate, COLOUR, cfg.eval, device, base)
             base = judged["without"]
             rounds.append({"steps": stats["steps"], "ms_per_step": stats["ms_per_step"], "losses": stats["losses"],
-                           "judged": judged})
+                           "tune_steps": tuned["steps"], "tune_ms_per_step": tuned["ms_per_step"], "judged": judged})
             log(f"[{family}] round {r + 1}: {describe(judged, COLOUR)} ({judged['seconds']:.0f}s judging)")
             if judged["met"] or r + 1 == cfg.max_rounds:
                 save_lora(pipe.transformer, path, file_metadata(family, cfg.rank, modules, trained_pictures))
