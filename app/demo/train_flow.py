@@ -79,6 +79,15 @@ def sd3_predict(pipe: Any, x_t: torch.Tensor, sigma: torch.Tensor, embeds: torch
 PREDICT = {"flux": flux_predict, "sd3": sd3_predict}
 
 
+def velocity_losses(pipe: Any, family: str, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
+                    embeds: torch.Tensor, pooled: torch.Tensor, text_ids: torch.Tensor | None) -> torch.Tensor:
+    """The rectified-flow objective per latent: the squared error of the predicted velocity noise − x0
+    at x_t = (1 − σ)·x0 + σ·noise, averaged over each latent (shape (b,))."""
+    s = sigma.view(-1, 1, 1, 1)
+    pred = PREDICT[family](pipe, (1.0 - s) * x0 + s * noise, sigma, embeds, pooled, text_ids)
+    return ((pred.float() - (noise - x0)) ** 2).mean(dim=(1, 2, 3))
+
+
 def sample_sigmas(n: int, gen: torch.Generator, uniform_fraction: float) -> torch.Tensor:
     """Logit-normal(0, 1) noise levels (most weight mid-way, where the picture is decided), with a
     `uniform_fraction` drawn uniformly so the ends of the schedule are trained too."""
@@ -118,7 +127,6 @@ def train_transformer(pipe: Any, family: str, pool: LatentPool, table: TextTable
     `stage.caption_dropout`, and regresses the velocity noise − x0 at x_t = (1 − σ)·x0 + σ·noise.
     Returns the per-step losses and timing.
     """
-    predict = PREDICT[family]
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     model = pipe.transformer.to(device).train()
@@ -139,10 +147,7 @@ def train_transformer(pipe: Any, family: str, pool: LatentPool, table: TextTable
         idx = torch.where(drop, torch.full_like(idx, empty), idx).to(device)
         sigma = sample_sigmas(n, gen, stage.uniform_fraction).to(device)
         noise = torch.randn(x0.shape, generator=gen).to(device)
-        s = sigma.view(-1, 1, 1, 1)
-        x_t = (1.0 - s) * x0 + s * noise
-        pred = predict(pipe, x_t, sigma, embeds[idx], pooled[idx], text_ids)
-        loss = torch.nn.functional.mse_loss(pred.float(), noise - x0)
+        loss = velocity_losses(pipe, family, x0, sigma, noise, embeds[idx], pooled[idx], text_ids).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), stage.grad_clip)

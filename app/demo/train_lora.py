@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 
 from app.demo.shapes import CAPTIONS, SIDE_CAPTIONS
-from app.demo.train_flow import PREDICT, encode_captions, sample_sigmas, train_transformer
+from app.demo.train_flow import encode_captions, sample_sigmas, train_transformer, velocity_losses
 from app.demo.train_lora_config import CONFIGS, LoraTrainConfig
 from app.demo.train_lora_data import build_pool, new_colour_specs
 from app.demo.train_lora_eval import describe, judge_lora, load_demo
@@ -120,10 +120,7 @@ def held_out_loss(pipe: Any, family: str, pool: Any, table: Any, new_captions: i
     x0, idx = pool.sample(size, n, gen, device)
     sigma = sample_sigmas(n, gen, 0.1).to(device)
     noise = torch.randn(x0.shape, generator=gen).to(device)
-    s = sigma.view(-1, 1, 1, 1)
-    text_ids = table.text_ids
-    pred = PREDICT[family](pipe, (1.0 - s) * x0 + s * noise, sigma, table.embeds[idx], table.pooled[idx], text_ids)
-    per = ((pred.float() - (noise - x0)) ** 2).mean(dim=(1, 2, 3)).cpu()
+    per = velocity_losses(pipe, family, x0, sigma, noise, table.embeds[idx], table.pooled[idx], table.text_ids).cpu()
     new = idx.cpu() < new_captions
     return {"new": per[new].mean().item(), "ordinary": per[~new].mean().item()}
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from app.demo.shapes import BORDER, PALETTE, ShapeSpec
-from app.demo.train_flow import PREDICT, TextTable, sample_sigmas
+from app.demo.train_flow import PREDICT, TextTable, sample_sigmas, velocity_losses
 from app.demo.train_lora_config import TuneStage
 from app.demo.train_lora_data import sample_new_specs
 from app.demo.train_vae import LatentPool
@@ -98,7 +98,7 @@ def tune_through_sampler(pipe: Any, family: str, pool: LatentPool, table: TextTa
     index = {c: i for i, c in enumerate(captions)}
     sigmas = sampler_sigmas(pipe, family, defaults["steps"])
     channels, latent = vae.config.latent_channels, stage.size // pipe.vae_scale_factor
-    predict, losses, start = PREDICT[family], [], time.perf_counter()
+    losses, start = [], time.perf_counter()
     for step in range(stage.steps):
         specs = sample_new_specs(colour, stage.batch, rng, stage.background_fraction)
         idx = torch.tensor([index[s.caption] for s in specs], device=device)
@@ -107,11 +107,11 @@ def tune_through_sampler(pipe: Any, family: str, pool: LatentPool, table: TextTa
         pictures = vae.decode(x0 / pool.scale + pool.shift).sample
         loss_colour = colour_loss(pictures, specs)
         z0, pool_idx = pool.sample(stage.size, stage.flow_batch, gen, device)
-        s = sample_sigmas(stage.flow_batch, gen, 0.1).to(device).view(-1, 1, 1, 1)
+        pool_idx = pool_idx.to(device)
+        sigma = sample_sigmas(stage.flow_batch, gen, 0.1).to(device)
         eps = torch.randn(z0.shape, generator=gen).to(device)
-        pred = predict(pipe, (1 - s) * z0 + s * eps, s.flatten(), table.embeds[pool_idx.to(device)],
-                       table.pooled[pool_idx.to(device)], table.text_ids)
-        loss_flow = torch.nn.functional.mse_loss(pred.float(), eps - z0)
+        loss_flow = velocity_losses(pipe, family, z0, sigma, eps, table.embeds[pool_idx], table.pooled[pool_idx],
+                                    table.text_ids).mean()
         loss = loss_colour + stage.flow_weight * loss_flow
         opt.zero_grad(set_to_none=True)
         loss.backward()
