@@ -120,7 +120,7 @@ def _fuse(lora: ResolvedLora, components: dict[str, Any], state: FusedState, fam
             strength = lora.weight if patch.component == "transformer" else lora.text_encoder_weight
             if not strength:
                 continue
-            parameter = getattr(components[patch.component].get_submodule(patch.module), patch.param)
+            parameter = stored_weight(components[patch.component].get_submodule(patch.module), patch.param)
             where = (patch.component, f"{patch.module}.{patch.param}")
             if where not in state.originals:
                 state.originals[where] = parameter.detach().to("cpu", copy=True)
@@ -131,12 +131,29 @@ def _fuse(lora: ResolvedLora, components: dict[str, Any], state: FusedState, fam
     return [f"LoRA {warning}"] if warning else []
 
 
+def stored_weight(module: Any, name: str) -> Any:
+    """The tensor that holds `module`'s parameter `name`. Under sequential offload (accelerate's hooks) the
+    parameter itself is an empty meta tensor and the weights live in the hook's CPU map, loaded into the
+    layer at each call: writing to the meta tensor would be silently lost, so the map's tensor is the one."""
+    parameter = getattr(module, name)
+    if parameter.device.type != "meta":
+        return parameter
+    hook = getattr(module, "_hf_hook", None)
+    for one in getattr(hook, "hooks", None) or ([hook] if hook is not None else []):
+        weights = getattr(one, "weights_map", None)
+        if weights is not None and name in weights:
+            return weights[name]
+    raise RuntimeError(f"the weight {name!r} of {type(module).__name__} is not loaded (meta) and no offload "
+                       f"hook holds it: a LoRA cannot be applied to it")
+
+
 def _restore(components: dict[str, Any], state: FusedState) -> None:
     import torch
 
     with torch.no_grad():
         for (component, name), original in state.originals.items():
-            parameter = components[component].get_parameter(name)
+            module_path, _, param = name.rpartition(".")
+            parameter = stored_weight(components[component].get_submodule(module_path), param)
             parameter.data.copy_(original.to(parameter.device))
     state.originals.clear()
 
