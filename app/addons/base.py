@@ -25,6 +25,7 @@ class AddonContext:
     capabilities: Any  # families.base.Capabilities of its variant
     catalog: Any  # catalog.scan.CatalogScan
     hash_cache: Any  # generation.model_hash.HashCache
+    lora_infos: Any  # catalog.lora_info.LoraInfoCache: what each LoRA file says about itself
 
 
 @dataclass

@@ -60,20 +60,18 @@ class LoraKind:
 
     # -- at submit --------------------------------------------------------------------------------------
     def resolve(self, addon, index: int, context: AddonContext) -> ResolvedLora:
-        from app.catalog.lora_info import read_lora_info
-
         files = context.catalog.files_of_kind("lora")
         wanted = addon.name.strip().lower()
         matches = [f for f in files if lora_name(f).lower() == wanted or f.path.name.lower() == wanted]
         if not matches:  # A1111's alias (ss_output_name), read from the header only
-            matches = [f for f in files if read_lora_info(f.path).alias.lower() == wanted]
+            matches = [f for f in files if context.lora_infos.info(f.path).alias.lower() == wanted]
         if not matches:
             names = sorted({lora_name(f) for f in files})
             shown = ", ".join(names[:MAX_NAMES_SHOWN]) + (" ..." if len(names) > MAX_NAMES_SHOWN else "")
             raise InvalidRequest(f"addons[{index}].name", f"no LoRA named {addon.name!r} in the loras folders "
                                                           f"(available: {shown or 'none'})")
         found = matches[0]
-        family = found.family or read_lora_info(found.path).family  # names and widths, then the metadata
+        family = found.family or context.lora_infos.info(found.path).family  # names and widths, then the metadata
         fits = context.capabilities.lora_family
         if family and fits and family != fits:
             model = context.entry.variant or context.entry.family

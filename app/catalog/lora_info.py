@@ -132,6 +132,15 @@ class LoraInfoCache:
                 self._known[path] = cached if cached and cached[0] == stamp else (stamp, read_lora_info(path))
             return [self._known[path][1] for path in paths]
 
+    def info(self, path) -> LoraInfo:
+        """The details of one file, cached like the others (the rest are kept)."""
+        path = Path(path)
+        with self._lock:
+            stamp, cached = _stamp(path), self._known.get(path)
+            if not (cached and cached[0] == stamp):
+                self._known[path] = cached = (stamp, read_lora_info(path))
+            return cached[1]
+
 
 def _stamp(path: Path) -> tuple:
     def of(p: Path) -> tuple:

@@ -54,6 +54,7 @@ class Engine:
         self._worker = Worker(self._run)
         self._recent_jobs = RecentJobs(RECENT_JOBS_KEPT)
         self._upscaler_models = None  # for front ends that hold only a job id
+        self._lora_infos = None  # the one LoraInfoCache every front end and the LoRA add-on read
 
     # -- what is on disk -------------------------------------------------------------------------------
     def catalog(self, refresh: bool = False):
@@ -62,6 +63,19 @@ class Engine:
             if self._catalog is None or refresh:
                 self._catalog = self._scan()
             return self._catalog
+
+    def loras(self, refresh: bool = False) -> list:
+        """The LoRA files found, with what each says about itself (catalog.lora_info.LoraInfo)."""
+        files = self.catalog(refresh).files_of_kind("lora")
+        return self.lora_info_cache.infos(f.path for f in files)
+
+    @property
+    def lora_info_cache(self):
+        if self._lora_infos is None:
+            from app.catalog.lora_info import LoraInfoCache
+
+            self._lora_infos = LoraInfoCache()
+        return self._lora_infos
 
     def _scan(self):
         from app.catalog.scan import scan_models
@@ -298,7 +312,7 @@ class Engine:
     def _addon_context(self, entry: ModelEntry) -> AddonContext:
         family = family_for(entry.family)
         return AddonContext(entry=entry, capabilities=family.capabilities_for(entry.variant), catalog=self.catalog(),
-                            hash_cache=self.hash_cache)
+                            hash_cache=self.hash_cache, lora_infos=self.lora_info_cache)
 
 
 def _revalidated(request) -> GenerationRequest:

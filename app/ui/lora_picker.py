@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 import gradio as gr
 
 from app.addons.prompt_tags import TAG
-from app.catalog.lora_info import LoraInfo, LoraInfoCache
+from app.catalog.lora_info import LoraInfo
 from app.errors import EaselError
 from app.ui.context import UIContext
 
@@ -66,14 +66,12 @@ class LoraPickerHandlers:
 
     def __init__(self, context: UIContext):
         self.context = context
-        self.infos = LoraInfoCache()
 
     def all_loras(self, refresh: bool = False) -> list[LoraInfo]:
         try:
-            files = self.context.engine.catalog(refresh).files_of_kind("lora")
+            return self.context.engine.loras(refresh)
         except EaselError:  # the models folder cannot be read: nothing to pick
             return []
-        return self.infos.infos(f.path for f in files)
 
     def listing(self, model_name: str | None, text: str | None, refresh: bool = False):
         everything = self.all_loras(refresh)

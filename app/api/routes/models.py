@@ -10,7 +10,6 @@ from fastapi import APIRouter, Body
 from app.api.context import ApiContext
 from app.api.option_values import post_description
 from app.api.schemas import LoraItem, SamplerItem, SchedulerItem, SDModelItem, SDVaeItem, UpscalerItem
-from app.catalog.lora_info import LoraInfoCache
 from app.errors import EaselError
 
 # FLUX.1 and SD3.5 are flow-matching models: diffusers' FlowMatchEulerDiscreteScheduler is their sampler.
@@ -84,16 +83,16 @@ def models_router(ctx: ApiContext) -> APIRouter:
         return [{"name": u.name, "model_name": u.model_name, "model_path": u.model_path, "model_url": None,
                  "scale": u.scale} for u in ctx.engine.upscalers()]
 
-    lora_infos = LoraInfoCache()
-
     @router.get("/loras", response_model=list[LoraItem])
     def loras() -> list[dict[str, Any]]:
         """LoRA files in the models folders, as A1111 lists them: name (what `<lora:NAME:1>` calls it),
         alias (the training's output name), path, and the file's safetensors metadata."""
-        scan = _scan(ctx)
-        files = scan.files_of_kind("lora") if scan else []
+        try:
+            infos = ctx.engine.loras()
+        except EaselError:
+            infos = []
         return [{"name": i.name, "alias": i.alias, "path": str(i.path), "metadata": i.a1111_metadata()}
-                for i in lora_infos.infos(f.path for f in files)]
+                for i in infos]
 
     @router.get("/sd-vae", response_model=list[SDVaeItem])
     def sd_vae() -> list[dict[str, Any]]:
