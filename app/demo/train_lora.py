@@ -1,5 +1,5 @@
 """Train the demo LoRAs: `python -m app.demo.train_lora --out models/loras [--family flux|sd3|both]
-[--config full|smoke] [--seed 0] [--device cpu|cuda] [--base models/demo]`.
+[--config full|smoke] [--seed 0] [--device cpu|cuda] [--base models/demo] [--pool-cache FILE]`.
 
 Each LoRA teaches one shipped shapes demo model a colour it never saw, purple, with the base model
 frozen and a LoRA on the transformer's attention, feed-forward, input and output layers. Each round
@@ -18,6 +18,8 @@ is 1 when a LoRA missed them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -34,6 +36,7 @@ from app.demo.train_lora_config import CONFIGS, LoraTrainConfig
 from app.demo.train_lora_data import build_pool, new_colour_specs
 from app.demo.train_lora_eval import describe, judge_lora, load_demo
 from app.demo.train_lora_tune import tune_through_sampler
+from app.demo.train_vae import LatentPool
 
 Log = Callable[[str], None]
 
@@ -125,6 +128,35 @@ def held_out_loss(pipe: Any, family: str, pool: Any, table: Any, new_captions: i
     return {"new": per[new].mean().item(), "ordinary": per[~new].mean().item()}
 
 
+def _weights_digest(module: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def pool_for(vae: Any, cfg: LoraTrainConfig, captions: list[str], device: torch.device, seed: int,
+             cache: Path | None, log: Log) -> tuple[Any, dict[str, Any]]:
+    """The latent pool, read from `cache` when it was saved for the same VAE weights, stage, captions and
+    seed (building it is most of a run's first ten minutes), else built and saved there."""
+    key = json.dumps({"vae": _weights_digest(vae), "latents": dataclasses.asdict(cfg.latents), "sizes": cfg.sizes,
+                      "captions": captions, "seed": seed, "colour": COLOUR}, sort_keys=True)
+    if cache is not None and cache.is_file():
+        saved = torch.load(cache, map_location="cpu", weights_only=True)
+        if saved.get("key") == key:
+            log(f"[latents] pool read from {cache}")
+            return LatentPool(**saved["pool"]), json.loads(saved["report"])
+        log(f"[latents] {cache} was saved for other settings: building the pool again")
+    pool, report = build_pool(vae, COLOUR, cfg.latents, cfg.sizes, captions, device, seed, log)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        fields = {f.name: getattr(pool, f.name) for f in dataclasses.fields(pool)}
+        torch.save({"key": key, "pool": fields, "report": json.dumps(report)}, cache.with_suffix(".tmp"))
+        os.replace(cache.with_suffix(".tmp"), cache)
+    return pool, report
+
+
 def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
@@ -140,7 +172,7 @@ def _add_lora(transformer: Any, rank: int, targets: tuple[str, ...], seed: int) 
 
 
 def train_family(family: str, cfg: LoraTrainConfig, out_dir: Path, base_dir: Path, device: torch.device, seed: int,
-                 pools: dict[str, Any], log: Log) -> dict[str, Any]:
+                 pools: dict[str, Any], pool_cache: Path | None, log: Log) -> dict[str, Any]:
     """Train, save and judge one family's LoRA; return its figures and where it went."""
     spec = FAMILIES[family]
     folder = base_dir / spec["model"]
@@ -149,7 +181,7 @@ def train_family(family: str, cfg: LoraTrainConfig, out_dir: Path, base_dir: Pat
     captions = lora_captions()
     cached = pools.get("pool")
     if cached is None or not _same_weights(cached[0], pipe.vae):
-        pool, latents = build_pool(pipe.vae, COLOUR, cfg.latents, cfg.sizes, captions, device, seed, log)
+        pool, latents = pool_for(pipe.vae, cfg, captions, device, seed, pool_cache, log)
         pools["pool"] = (pipe.vae, pool, latents)
     _, pool, latents = pools["pool"]
     table = encode_captions(pipe, family, captions, meta["max_sequence_length"], device)
@@ -191,12 +223,13 @@ def train_family(family: str, cfg: LoraTrainConfig, out_dir: Path, base_dir: Pat
 
 def train_loras(out_dir: Path | str, families: tuple[str, ...] = ("flux", "sd3"), config: LoraTrainConfig | str = "full",
                 device: str | torch.device = "cpu", seed: int = 0, base_dir: Path | str = DEMO_DIR,
-                log: Log = _print) -> dict[str, Any]:
+                pool_cache: Path | str | None = None, log: Log = _print) -> dict[str, Any]:
     """Train, judge and save the demo LoRA of each family into `out_dir`; return the report."""
     cfg = CONFIGS[config] if isinstance(config, str) else config
     device, out_dir, base_dir = torch.device(device), Path(out_dir), Path(base_dir)
     start, pools = time.perf_counter(), {}
-    results = {f: train_family(f, cfg, out_dir, base_dir, device, seed, pools, log) for f in families}
+    cache = Path(pool_cache) if pool_cache is not None else None
+    results = {f: train_family(f, cfg, out_dir, base_dir, device, seed, pools, cache, log) for f in families}
     pool_seconds = pools["pool"][2]["seconds"]
     log(f"latent pool (shared): {pool_seconds:.0f}s")
     for f, res in results.items():
@@ -215,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--base", type=Path, default=DEMO_DIR, help="folder holding the shipped demo models")
+    p.add_argument("--pool-cache", type=Path, default=None,
+                   help="file to keep the latent pool in between runs (rebuilt when the settings differ)")
     args = p.parse_args(argv)
     missing = [FAMILIES[f]["model"] for f in FAMILIES if args.family in (f, "both")
                if not (args.base / FAMILIES[f]["model"] / "model_index.json").is_file()]
@@ -228,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         lib.set_verbosity_error()
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     families = ("flux", "sd3") if args.family == "both" else (args.family,)
-    report = train_loras(args.out, families, args.config, device, args.seed, args.base)
+    report = train_loras(args.out, families, args.config, device, args.seed, args.base, args.pool_cache)
     return 0 if all(r["met"] for r in report["families"].values()) else 1
 
 

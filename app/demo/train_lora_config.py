@@ -43,7 +43,7 @@ class TuneStage:
     lr: float = 5e-3
     flow_weight: float = 0.5  # weight of the flow loss on the pool beside the colour loss
     flow_batch: int = 16
-    size: int = 64
+    sizes: tuple[int, ...] = (64,)  # picture sizes in px, taken in turn step by step
     background_fraction: float = 1 / 3
     log_every: int = 50
 
@@ -53,8 +53,8 @@ class LoraEval:
     """The judge: the headline prompt over `seeds` seeds with and without the LoRA, and a control prompt."""
 
     seeds: int = 24
-    size: int = 64
-    also_sizes: tuple[int, ...] = (128,)  # headline rate reported (not targeted) at these sizes too
+    size: int = 128  # the demo models' default size
+    also_sizes: tuple[int, ...] = (64,)  # headline rate reported (not targeted) at these sizes too
     ordinary_limit: int = 30  # base captions (one seed each) judged with and without the LoRA
     new_limit: int = 36  # new-colour captions (one seed each) judged with the LoRA
     min_with: float = 0.9  # share of seeds whose centre reads purple with the LoRA
@@ -92,7 +92,7 @@ FULL = LoraTrainConfig(
     latents=LatentStage(new=(768, 96), ordinary=(256, 32), fit_steps=300),
     flux=FlowStage(steps=1000, batch=32, lr=1e-2, warmup=30, hi_fraction=0.25, ema_decay=0.99, log_every=100),
     sd3=FlowStage(steps=1000, batch=32, lr=1e-2, warmup=30, hi_fraction=0.25, ema_decay=0.99, log_every=100),
-    tune=TuneStage(steps=400),
+    tune=TuneStage(steps=400, sizes=(64, 128)),
     max_rounds=2,
 )
 
@@ -105,7 +105,7 @@ SMOKE = LoraTrainConfig(
     sd3=FlowStage(steps=16, batch=16, lr=1e-2, warmup=2, ema_decay=0.5, log_every=4),
     tune=TuneStage(steps=2, batch=2, grad_steps=1, flow_batch=2, log_every=1),
     max_rounds=1,
-    eval=LoraEval(seeds=2, also_sizes=(), ordinary_limit=2, new_limit=2, batch=4, steps=2),
+    eval=LoraEval(seeds=2, size=64, also_sizes=(), ordinary_limit=2, new_limit=2, batch=4, steps=2),
 )
 
 CONFIGS = {c.name: c for c in (FULL, SMOKE)}

@@ -97,16 +97,18 @@ def tune_through_sampler(pipe: Any, family: str, pool: LatentPool, table: TextTa
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     index = {c: i for i, c in enumerate(captions)}
     sigmas = sampler_sigmas(pipe, family, defaults["steps"])
-    channels, latent = vae.config.latent_channels, stage.size // pipe.vae_scale_factor
+    channels = vae.config.latent_channels
     losses, start = [], time.perf_counter()
     for step in range(stage.steps):
+        size = stage.sizes[step % len(stage.sizes)]
+        latent = size // pipe.vae_scale_factor
         specs = sample_new_specs(colour, stage.batch, rng, stage.background_fraction)
         idx = torch.tensor([index[s.caption] for s in specs], device=device)
         noise = torch.randn((stage.batch, channels, latent, latent), generator=gen).to(device)
         x0 = sample_latents(pipe, family, table, noise, idx, sigmas, defaults["cfg_scale"], stage.grad_steps)
         pictures = vae.decode(x0 / pool.scale + pool.shift).sample
         loss_colour = colour_loss(pictures, specs)
-        z0, pool_idx = pool.sample(stage.size, stage.flow_batch, gen, device)
+        z0, pool_idx = pool.sample(size, stage.flow_batch, gen, device)
         pool_idx = pool_idx.to(device)
         sigma = sample_sigmas(stage.flow_batch, gen, 0.1).to(device)
         eps = torch.randn(z0.shape, generator=gen).to(device)

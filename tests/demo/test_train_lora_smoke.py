@@ -27,7 +27,8 @@ ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("loras")
     lines: list[str] = []
-    report = train_loras(out, ("flux", "sd3"), SMOKE, "cpu", seed=0, base_dir=DEMO, log=lines.append)
+    report = train_loras(out, ("flux", "sd3"), SMOKE, "cpu", seed=0, base_dir=DEMO,
+                         pool_cache=tmp_path_factory.mktemp("cache") / "pool.pt", log=lines.append)
     return out, report, lines
 
 
@@ -108,6 +109,24 @@ def test_judge_figures_are_printed(smoke):
         judged = report["families"][family]["rounds"][-1]["judged"]
         assert set(judged["with"]) >= {"headline", "control", "ordinary", "new_captions"}
         assert any(line.startswith(f"[{family}] round 1: ") and "seeds with the LoRA" in line for line in lines)
+
+
+def test_a_second_run_reads_the_latent_pool_the_first_kept_and_other_settings_build_it_again(smoke, tmp_path):
+    from app.demo.train_lora import lora_captions, pool_for
+
+    _, report, lines = smoke
+    assert not any("pool read from" in line for line in lines)
+    cache = tmp_path / "pool.pt"
+    vae = load_demo(DEMO / FAMILIES["flux"]["model"], torch.device("cpu"))[0].vae
+    first = pool_for(vae, SMOKE, lora_captions(), torch.device("cpu"), 0, cache, lines.append)[0]
+    again_lines: list[str] = []
+    again, again_report = pool_for(vae, SMOKE, lora_captions(), torch.device("cpu"), 0, cache, again_lines.append)
+    assert again_lines == [f"[latents] pool read from {cache}"]
+    assert all(torch.equal(first.mean[s], again.mean[s]) for s in SMOKE.sizes)
+    assert again_report["sizes"]
+    other_seed: list[str] = []
+    pool_for(vae, SMOKE, lora_captions(), torch.device("cpu"), 1, cache, other_seed.append)
+    assert "was saved for other settings" in other_seed[0]
 
 
 def test_cli_refuses_a_folder_without_the_demo_models(tmp_path, capsys):
