@@ -32,7 +32,7 @@ import torch
 
 from app.demo.shapes import CAPTIONS, SIDE_CAPTIONS
 from app.demo.train_flow import encode_captions, sample_sigmas, train_transformer, velocity_losses
-from app.demo.train_lora_config import CONFIGS, LoraTrainConfig
+from app.demo.train_lora_config import CONFIGS, LoraEval, LoraTrainConfig
 from app.demo.train_lora_data import build_pool, new_colour_specs
 from app.demo.train_lora_eval import describe, judge_lora, load_demo
 from app.demo.train_lora_tune import tune_through_sampler
@@ -171,6 +171,12 @@ def _add_lora(transformer: Any, rank: int, targets: tuple[str, ...], seed: int) 
     return sorted({name.rsplit(".lora_", 1)[0] for name, _ in transformer.named_parameters() if ".lora_" in name})
 
 
+def round_score(judged: dict[str, Any], ev: LoraEval) -> tuple[bool, float]:
+    """How good a round's LoRA is: targets met first, then its weaker figure against its target."""
+    w = judged["with"]
+    return judged["met"], min(w["headline"] / ev.min_with, w["control"] / ev.min_control)
+
+
 def train_family(family: str, cfg: LoraTrainConfig, out_dir: Path, base_dir: Path, device: torch.device, seed: int,
                  pools: dict[str, Any], pool_cache: Path | None, log: Log) -> dict[str, Any]:
     """Train, save and judge one family's LoRA; return its figures and where it went."""
@@ -193,12 +199,12 @@ def train_family(family: str, cfg: LoraTrainConfig, out_dir: Path, base_dir: Pat
     trained_pictures = sum(v["new"] for v in latents["sizes"].values())
     n_new = sum(len(group) for group in new_colour_specs(COLOUR))  # they come first in `captions`
     held_out = [held_out_loss(pipe, family, pool, table, n_new, min(cfg.sizes))]
-    rounds, base, judged, train_seconds = [], None, None, 0.0
+    rounds, base, best, train_seconds = [], None, None, 0.0
     for r in range(cfg.max_rounds):
         for name, p in pipe.transformer.named_parameters():  # train_transformer freezes everything at the end
             p.requires_grad_(".lora_" in name)
         stats = train_transformer(pipe, family, pool, table, stage, cfg.sizes, device, seed + 2 + r, log)
-        tuned = tune_through_sampler(pipe, family, pool, table, captions, COLOUR, cfg.tune, meta["defaults"], device,
+        tuned = tune_through_sampler(pipe, family, pool, table, captions, COLOUR, cfg.tune[family], meta["defaults"], device,
                                      seed + 100 + r, log)
         train_seconds += stats["seconds"] + tuned["seconds"]
         held_out.append(held_out_loss(pipe, family, pool, table, n_new, min(cfg.sizes)))
@@ -212,11 +218,13 @@ def train_family(family: str, cfg: LoraTrainConfig, out_dir: Path, base_dir: Pat
             rounds.append({"steps": stats["steps"], "ms_per_step": stats["ms_per_step"], "losses": stats["losses"],
                            "tune_steps": tuned["steps"], "tune_ms_per_step": tuned["ms_per_step"], "judged": judged})
             log(f"[{family}] round {r + 1}: {describe(judged, COLOUR)} ({judged['seconds']:.0f}s judging)")
-            if judged["met"] or r + 1 == cfg.max_rounds:
+            if best is None or round_score(judged, cfg.eval) > round_score(best, cfg.eval):
+                best = judged
                 save_lora(pipe.transformer, path, file_metadata(family, cfg.rank, modules, trained_pictures))
                 path.with_suffix(".json").write_text(json.dumps(sidecar(family, judged), indent=2) + "\n")
+            if judged["met"]:
                 break
-    return {"family": family, "file": str(path), "bytes": path.stat().st_size, "met": judged["met"],
+    return {"family": family, "file": str(path), "bytes": path.stat().st_size, "met": best["met"], "judged": best,
             "rounds": rounds, "held_out": held_out, "steps": sum(x["steps"] for x in rounds), "train_seconds": train_seconds,
             "seconds": time.perf_counter() - start, "layers": modules, "latents": latents}
 
@@ -235,7 +243,7 @@ def train_loras(out_dir: Path | str, families: tuple[str, ...] = ("flux", "sd3")
     for f, res in results.items():
         log(f"[{f}] {res['file']} ({res['bytes'] / 1e3:.0f} kB): {res['steps']} steps in "
             f"{res['train_seconds'] / 60:.1f} min training, {res['seconds'] / 60:.1f} min in all; "
-            f"{describe(res['rounds'][-1]['judged'], COLOUR)}")
+            f"{describe(res['judged'], COLOUR)}")
     return {"config": cfg.name, "seed": seed, "device": str(device), "families": results,
             "seconds": time.perf_counter() - start}
 

@@ -6,7 +6,8 @@ colours'), and a model that predicts their average lands on latents that decode 
 stage runs the pipeline's few-step Euler sampling from fresh noise with the LoRA in place (gradients
 through the last `grad_steps` steps, classifier-free guidance as the model's defaults use it), decodes
 with the frozen decoder, and pulls the centre patch to the caption's shape colour and the border ring
-to its background. The flow loss on the pool stays beside it, so the base captions keep their looks.
+to its background. Pictures of base captions can be sampled beside them and pulled to their own colours,
+and the flow loss on the pool stays beside it, so the base captions keep their looks.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from app.demo.shapes import BORDER, PALETTE, ShapeSpec
+from app.demo.shapes import BORDER, PALETTE, ShapeSpec, sample_specs
 from app.demo.train_flow import PREDICT, TextTable, sample_sigmas, velocity_losses
 from app.demo.train_lora_config import TuneStage
 from app.demo.train_lora_data import sample_new_specs
@@ -31,6 +32,7 @@ TIMESTEP_KWARGS: dict[str, Callable[[int], dict[str, Any]]] = {
     "flux": lambda n: {"sigmas": np.linspace(1.0, 1 / n, n).tolist()},
     "sd3": lambda n: {},
 }
+SIDE_FRACTION = 0.2  # base-caption pictures with the shape on the left or right, as the control prompt has
 CENTRE = 0.09  # half-width of the centre patch pulled to the shape colour, as a fraction of the side
 
 
@@ -102,9 +104,10 @@ def tune_through_sampler(pipe: Any, family: str, pool: LatentPool, table: TextTa
     for step in range(stage.steps):
         size = stage.sizes[step % len(stage.sizes)]
         latent = size // pipe.vae_scale_factor
-        specs = sample_new_specs(colour, stage.batch, rng, stage.background_fraction)
+        specs = [*sample_new_specs(colour, stage.batch, rng, stage.background_fraction),
+                 *sample_specs(stage.ordinary_batch, rng, SIDE_FRACTION)]
         idx = torch.tensor([index[s.caption] for s in specs], device=device)
-        noise = torch.randn((stage.batch, channels, latent, latent), generator=gen).to(device)
+        noise = torch.randn((len(specs), channels, latent, latent), generator=gen).to(device)
         x0 = sample_latents(pipe, family, table, noise, idx, sigmas, defaults["cfg_scale"], stage.grad_steps)
         pictures = vae.decode(x0 / pool.scale + pool.shift).sample
         loss_colour = colour_loss(pictures, specs)

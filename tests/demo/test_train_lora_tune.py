@@ -39,3 +39,15 @@ def test_sampler_sigmas_are_the_pipelines_own(model, steps):
                                             if model.endswith("flux") else {}))
     assert sigmas == pytest.approx([float(s) for s in pipe.scheduler.sigmas])
     assert len(sigmas) == steps + 1 and sigmas[0] == pytest.approx(1.0) and sigmas[-1] == 0.0
+
+
+def test_the_kept_round_is_the_one_whose_weaker_figure_is_nearer_its_target():
+    from app.demo.train_lora import round_score
+    from app.demo.train_lora_config import LoraEval
+
+    ev = LoraEval()
+    purple_everywhere = {"met": False, "with": {"headline": 1.0, "control": 1 / 24}}
+    balanced = {"met": False, "with": {"headline": 0.7, "control": 0.9}}
+    met = {"met": True, "with": {"headline": 0.9, "control": 0.8}}
+    ranked = sorted([purple_everywhere, met, balanced], key=lambda j: round_score(j, ev), reverse=True)
+    assert ranked == [met, balanced, purple_everywhere]
