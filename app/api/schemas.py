@@ -46,8 +46,11 @@ class GenerationBody(BaseModel):
 
 
 class Txt2ImgRequest(GenerationBody):
-    denoising_strength: float | None = Field(None, description="hires fix only: ignored")
-    enable_hr: bool | None = Field(False, description="hires fix: not available, ignored")
+    denoising_strength: float | None = Field(None, description="hires fix: how far the second pass denoises "
+                                                                 "(0.7 when not given)")
+    enable_hr: bool | None = Field(False, description="hires fix: upscale (hr_scale or hr_resize_x/y, hr_upscaler) "
+                                                      "and denoise again (hr_second_pass_steps, hr_cfg, "
+                                                      "hr_distilled_cfg, hr_prompt, hr_negative_prompt)")
 
 
 class Img2ImgRequest(GenerationBody):

@@ -66,15 +66,40 @@ class Translation:
     keep_model: str | None = None  # override_settings model to keep selected afterwards
 
 
+# A1111 / Forge hires-fix field -> HiresStage field.
+HIRES_FIELDS = {"hr_scale": "scale", "hr_resize_x": "resize_x", "hr_resize_y": "resize_y", "hr_upscaler": "upscaler",
+                "hr_second_pass_steps": "steps", "hr_cfg": "cfg_scale", "hr_distilled_cfg": "guidance",
+                "hr_prompt": "prompt", "hr_negative_prompt": "negative_prompt"}
+HIRES_DENOISING_DEFAULT = 0.7  # A1111's and Forge's
+# Hires fields that choose what Easel has one of: these values ask for nothing else.
+HIRES_SAME = {"hr_checkpoint_name": ("use same checkpoint", ""), "hr_sampler_name": ("use same sampler", ""),
+              "hr_scheduler": ("use same scheduler", ""), "hr_additional_modules": ("use same choices",)}
+
+
 def translate_txt2img(body: Txt2ImgRequest, *, engine, default_model: str | None, preview_every: int) -> Translation:
     ignored, notes = _common_ignored(body), []
-    if body.enable_hr:
-        ignored += ["enable_hr"] + [k for k in _extras(body) if k.startswith(HIRES_PREFIXES)]
-        if body.denoising_strength is not None:
-            ignored.append("denoising_strength")
-        notes.append("hires fix (enable_hr) is not available: the image is made at width x height in one pass")
     fields = _common_fields(body, engine, default_model, preview_every, notes)
+    if body.enable_hr:
+        fields["stages"] = [_hires_stage(body, ignored, notes)]
     return _build("txt2img", fields, ignored, notes, body, engine)
+
+
+def _hires_stage(body: Txt2ImgRequest, ignored: list[str], notes: list[str]) -> dict[str, Any]:
+    """enable_hr and the hr_* fields as a hires stage; the ones Easel has no choice for are listed."""
+    extras = _extras(body)
+    stage: dict[str, Any] = {"kind": "hires", "strength": body.denoising_strength
+                             if body.denoising_strength is not None else HIRES_DENOISING_DEFAULT}
+    for a1111, ours in HIRES_FIELDS.items():
+        value = extras.get(a1111)
+        if value is not None:
+            stage[ours] = value
+    for key, same in HIRES_SAME.items():
+        value = extras.get(key)
+        if value and not (isinstance(value, str) and value.strip().lower() in same):
+            ignored.append(key)
+            notes.append(f"{key} {value!r} is not available for the hires pass: the first pass's is used")
+    ignored += [k for k in extras if k.startswith("firstphase_") and not _is_empty(extras[k])]
+    return stage
 
 
 def translate_img2img(body: Img2ImgRequest, *, engine, default_model: str | None, preview_every: int) -> Translation:
@@ -166,11 +191,21 @@ def _build(task, fields, ignored, notes, body: GenerationBody, engine) -> Transl
     try:
         request = validate_request(task=task, **fields)
     except InvalidRequest as exc:
-        raise InvalidRequest(A1111_NAMES.get(exc.field, exc.field), exc.message) from None
+        raise InvalidRequest(a1111_field(exc.field), exc.message) from None
     keep = None
     if not body.override_settings_restore_afterwards and (body.override_settings or {}).get("sd_model_checkpoint"):
         keep = request.model
     return Translation(request=request, ignored_fields=ignored, notes=notes, keep_model=keep)
+
+
+def a1111_field(field: str) -> str:
+    """The A1111 field a client sent for one of the request's: stages[0].scale -> hr_scale."""
+    if field.startswith("stages[0]."):
+        ours = field.removeprefix("stages[0].")
+        if ours == "strength":
+            return "denoising_strength"
+        return next((a for a, o in HIRES_FIELDS.items() if o == ours), field)
+    return A1111_NAMES.get(field, field)
 
 
 def _extras(body: GenerationBody) -> dict[str, Any]:

@@ -37,9 +37,9 @@ def generate(settings, args) -> int:
         job = engine.submit(request)
         last = None
         for p in job.events():
-            if p.total_steps and (p.batch, p.step) != last:
-                last = (p.batch, p.step)
-                print(f"\r  batch {p.batch + 1}/{p.total_batches} step {p.step}/{p.total_steps}", end="", file=sys.stderr)
+            if p.total_steps and (p.batch, p.stage_index, p.step) != last:
+                last = (p.batch, p.stage_index, p.step)
+                print(f"\r  {p.where}    ", end="", file=sys.stderr)
         print(file=sys.stderr)
         result = job.result()
     finally:

@@ -22,6 +22,7 @@ from app.engine.jobs import GenerationResult, Job, JobNotFound
 from app.engine.manager import ModelManager
 from app.engine.recent import RecentJobs
 from app.engine.runner import run_job
+from app.engine.stages import check_stages
 from app.engine.worker import Worker
 from app.errors import EaselError, InvalidRequest, ModelNotFound
 from app.families import family_for
@@ -161,6 +162,8 @@ class Engine:
         entry = self.resolve_model(request.model)
         if request.addons:  # a LoRA that does not fit fails here, named (a broken model fails at its load)
             resolve_addons(request, self._addon_context(entry))
+        if request.stages:
+            check_stages(request, family_for(entry.family), self.upscalers)
         job = Job(request, source=source, model=entry.name)
         self._recent_jobs.add(job)
         self._worker.submit(job)
@@ -307,7 +310,8 @@ class Engine:
         loaded = self._get_manager().get(entry, job.request)
         previewer = loaded.previewer if job.request.preview_every else None
         addons = prepare_addons(loaded, resolve_addons(job.request, self._addon_context(entry)), self.hash_cache)
-        return run_job(job, loaded, self._get_store(), previewer=previewer, hooks=self._hooks, addons=addons)
+        return run_job(job, loaded, self._get_store(), previewer=previewer, hooks=self._hooks, addons=addons,
+                       upscalers=self.upscalers)
 
     def _addon_context(self, entry: ModelEntry) -> AddonContext:
         family = family_for(entry.family)

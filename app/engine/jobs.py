@@ -46,6 +46,9 @@ class Progress:
     eta_seconds: float | None = None
     preview: Any = None  # PIL image, when previews are asked for
     message: str = ""
+    stage: str = ""  # the pass running in a job of several ("first pass", "hires fix"); "" in one-pass jobs
+    stage_index: int = 0
+    total_stages: int = 1
 
     @property
     def fraction(self) -> float:
@@ -53,8 +56,16 @@ class Progress:
             return 1.0
         if not self.total_steps:
             return 0.0
-        done = self.batch * self.total_steps + self.step
-        return min(1.0, done / (self.total_batches * self.total_steps))
+        in_batch = (self.stage_index + self.step / self.total_steps) / max(1, self.total_stages)
+        return min(1.0, (self.batch + in_batch) / self.total_batches)
+
+    @property
+    def where(self) -> str:
+        """"batch 1/2 · hires fix 2/2 · step 5/10", the parts that say something."""
+        parts = [f"batch {self.batch + 1}/{self.total_batches}"] if self.total_batches > 1 else []
+        if self.stage:
+            parts.append(f"{self.stage} {self.stage_index + 1}/{self.total_stages}")
+        return " · ".join([*parts, f"step {self.step}/{self.total_steps}"])
 
 
 @dataclass

@@ -193,8 +193,10 @@ def workload_for(entry: ModelEntry, request=None) -> Workload:
         return Workload()
     if request is None:
         return Workload(1, defaults.width, defaults.height)
+    from app.engine.stages import final_size
+
     geometry = resolve_size(request, defaults)
-    return Workload(request.batch_size, geometry.width, geometry.height)
+    return Workload(request.batch_size, *final_size(request, geometry.width, geometry.height))
 
 
 # Which folder of a diffusers pipeline (per family) or which single-file part plays which memory role.

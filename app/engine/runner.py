@@ -14,6 +14,7 @@ from app.errors import InvalidRequest
 from app.families.base import VariantDefaults
 from app.addons.base import Prepared
 from app.addons.prompt_tags import strip_lora_tags
+from app.engine.stages import STAGE_RUNNERS, StageRun, final_size
 from app.engine.task_inputs import TASK_INPUTS
 from app.generation.infotext import Infotext, format_infotext
 from app.generation.request import MAX_SEED, SIZE_MULTIPLE, GenerationRequest
@@ -21,6 +22,7 @@ from app.generation.tokens import CLIP_WINDOW, count_clip_tokens
 
 log = logging.getLogger(__name__)
 
+FIRST_PASS_SUFFIX = "-before-highres-fix"  # A1111's name for the copy saved before the hires pass
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,9 @@ class StepReporter:
     """callback_on_step_end: reports progress, makes previews, and stops the pipeline when asked."""
 
     def __init__(self, job: Job, *, total_steps: int, batch: int, previewer, preview_every: int,
-                 geometry: Geometry, unpack_latents, vae_config, hooks=None):
+                 geometry: Geometry, unpack_latents, vae_config, hooks=None, stage=("", 0, 1)):
         self.job, self.total_steps, self.batch = job, total_steps, batch
+        self.stage, self.stage_index, self.total_stages = stage
         self.previewer, self.preview_every = previewer, preview_every
         self.geometry, self.unpack_latents, self.vae_config = geometry, unpack_latents, vae_config
         self.started = time.perf_counter()
@@ -88,7 +91,8 @@ class StepReporter:
         preview = self._preview(pipe, callback_kwargs, done)
         self.job.report(Progress(job_id=self.job.id, state=RUNNING, step=done, total_steps=self.total_steps,
                                  batch=self.batch, total_batches=self.job.request.batch_count,
-                                 eta_seconds=eta, preview=preview))
+                                 eta_seconds=eta, preview=preview, stage=self.stage, stage_index=self.stage_index,
+                                 total_stages=self.total_stages))
         if self.hooks is not None:  # never raises: a failing extension is recorded and skipped
             self.hooks.step_end(self.job, done, self.total_steps, callback_kwargs.get("latents"))
         if self.job.cancel.stop_current_batch():
@@ -112,9 +116,11 @@ class StepReporter:
             return None
 
 
-def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prepared | None = None) -> GenerationResult:
+def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prepared | None = None,
+            upscalers=None) -> GenerationResult:
     """Make every image of `job` on `loaded` (a LoadedModel); save them when the request says so.
-    `addons`: what the job's add-ons (LoRAs...) prepared on the model: call kwargs, infotext, warnings."""
+    `addons`: what the job's add-ons (LoRAs...) prepared on the model: call kwargs, infotext, warnings.
+    `upscalers`: () -> the engine's upscalers, for stages that upscale (hires fix)."""
     addons = addons or Prepared()
     request = job.request
     family, entry = loaded.family, loaded.entry
@@ -122,6 +128,7 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
     geometry = resolve_size(request, defaults)
     pipe = loaded.pipeline_for(request.task)
     check_model_limits(pipe, family, geometry)
+    check_model_limits(pipe, family, Geometry(*final_size(request, geometry.width, geometry.height)))
 
     result = GenerationResult(model=entry.name)
     started = time.perf_counter()
@@ -144,18 +151,39 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
 
     steps = kwargs["num_inference_steps"]
     cfg_used = family.cfg_used(kwargs)
+    passes = 1 + len(request.stages)
     for batch in range(request.batch_count):
         seeds = [base_seed + batch * request.batch_size + i for i in range(request.batch_size)]
+
+        def run_pipeline(pipe_, kwargs_, seeds_, steps_run, size, stage=("first pass" if passes > 1 else "", 0, passes)):
+            return _run_pipeline(job, pipe_, kwargs_, seeds_, batch, steps_run, previewer, Geometry(*size),
+                                 family.unpack_latents, request.preview_every, hooks, stage)
+
         stopped_at = None
         if inputs.unchanged is not None:  # strength 0: nothing to denoise
             images = [inputs.unchanged.copy() for _ in seeds]
         else:
-            images, stopped_at = _run_pipeline(job, pipe, kwargs, seeds, batch, inputs.steps_run(steps), previewer,
-                                               geometry, family.unpack_latents, request.preview_every, hooks)
+            images, stopped_at = run_pipeline(pipe, kwargs, seeds, inputs.steps_run(steps), (geometry.width, geometry.height))
+        images = [inputs.finish(image) for image in images]
+        values = {**inputs.infotext, **addons.infotext}
+        for index, stage in enumerate(request.stages, start=1):
+            if stopped_at is not None or job.cancel.stop_current_batch():
+                break  # interrupted or skipped: the batch keeps what its passes made so far
+            if getattr(stage, "save_first_pass", False) and index == 1 and request.save and store is not None:
+                for image, seed in zip(images, seeds):
+                    text = format_infotext(_infotext(request, defaults, loaded, geometry, steps, seed, cfg_used,
+                                                     kwargs, values))
+                    _save(store, result, image, request, text, seed, entry.name, suffix=FIRST_PASS_SUFFIX)
+            run = StageRun(job=job, loaded=loaded, defaults=defaults, kwargs=kwargs, width=geometry.width,
+                           height=geometry.height, batch=batch, index=index, total=passes, run_pipeline=run_pipeline,
+                           upscalers=upscalers or (lambda: []))
+            images = STAGE_RUNNERS[stage.kind](run, stage, images, seeds)
+            values.update(run.values)
+            if run.stopped_at is not None:
+                break
         for image, seed in zip(images, seeds):
-            image = inputs.finish(image)
             text = format_infotext(_infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs,
-                                             {**inputs.infotext, **addons.infotext}, stopped_at))
+                                             values, stopped_at))
             result.images.append(image)
             result.seeds.append(seed)
             result.infotexts.append(text)
@@ -169,10 +197,11 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
     return result
 
 
-def _save(store, result: GenerationResult, image, request, text: str, seed: int, model: str):
+def _save(store, result: GenerationResult, image, request, text: str, seed: int, model: str, suffix: str = ""):
     """Save one image; a failure (disk full, folder gone) is a warning, and the image stays in the result."""
     try:
-        return store.save(image, task=request.task, infotext=text, seed=seed, model=model, prompt=request.prompt)
+        return store.save(image, task=request.task, infotext=text, seed=seed, model=model, prompt=request.prompt,
+                          suffix=suffix)
     except OSError as exc:
         result.warnings.append(f"image with seed {seed} could not be saved: {exc.strerror or exc}")
         log.warning("saving failed: %s", exc)
@@ -180,13 +209,13 @@ def _save(store, result: GenerationResult, image, request, text: str, seed: int,
 
 
 def _run_pipeline(job, pipe, kwargs, seeds, batch, total_steps, previewer, geometry, unpack_latents, preview_every,
-                  hooks=None):
+                  hooks=None, stage=("", 0, 1)):
     """(the images, the number of steps they got when an interrupt or skip stopped them early, else None)."""
     import torch
 
     reporter = StepReporter(job, total_steps=total_steps, batch=batch, previewer=previewer,
                             preview_every=preview_every, geometry=geometry, unpack_latents=unpack_latents,
-                            vae_config=pipe.vae.config, hooks=hooks)
+                            vae_config=pipe.vae.config, hooks=hooks, stage=stage)
     # CPU generators: a seed gives the same noise on any device, and image i depends only on seeds[i].
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     with torch.inference_mode():

@@ -73,6 +73,9 @@ class FamilyAdapter:
     infotext_extras: Callable[[str, Mapping[str, Any]], dict[str, Any]] = lambda variant, kwargs: {}
     size_limit: Callable[[Any], int | None] = lambda pipe: None  # the largest side a loaded model takes
     unpack_latents: Callable[..., Any] | None = None  # (latents, height, width, vae_scale_factor) -> BCHW
+    # Normalised BCHW latents ((z - shift) x scale) -> what the family's img2img pipeline takes as `image`.
+    latents_as_image: Callable[[Any, Any], Any] = lambda latents, vae_config: latents
+    hires_upscaler: str = "Latent"  # the hires fix's upscaler when the request names none (A1111's default)
     size_multiple: int = 16
 
     def capabilities_for(self, variant: str | None) -> Capabilities:

@@ -58,4 +58,5 @@ FLUX = FamilyAdapter(
     cfg_used=lambda kwargs: kwargs.get("true_cfg_scale", 1.0),  # guidance_scale is distilled, not CFG
     infotext_extras=infotext_extras,
     unpack_latents=unpack_latents,
+    hires_upscaler="Lanczos",  # upscaled FLUX latents denoise into noise and blotches (Forge #1633)
 )

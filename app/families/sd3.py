@@ -47,4 +47,6 @@ SD3 = FamilyAdapter(
     capabilities=CAPABILITIES,
     cfg_used=lambda kwargs: kwargs["guidance_scale"],
     size_limit=size_limit,
+    # SD3's img2img takes latents as they come from the VAE and normalises them itself.
+    latents_as_image=lambda latents, vae_config: latents / vae_config.scaling_factor + (vae_config.shift_factor or 0.0),
 )

@@ -80,8 +80,10 @@ class OutputStore:
         model: str = "",
         prompt: str = "",
         when: datetime | None = None,
+        suffix: str = "",
     ) -> Path:
-        """Write `image` as PNG with its infotext and return the path it was saved under."""
+        """Write `image` as PNG with its infotext and return the path it was saved under. `suffix` ends
+        the file name's stem (A1111's "-before-highres-fix")."""
         when = when or datetime.now()
         folder = self.folder_for(task, when)
         folder.mkdir(parents=True, exist_ok=True)
@@ -95,7 +97,7 @@ class OutputStore:
         temp = _write_temporary_png(image, infotext, folder)
         try:
             with _folder_lock(folder):
-                final = self._claim_name(temp, folder, values)
+                final = self._claim_name(temp, folder, values, suffix)
         finally:
             temp.unlink(missing_ok=True)
         _fsync_directory(folder)
@@ -103,8 +105,8 @@ class OutputStore:
             self._on_saved(final, infotext)
         return final
 
-    def _claim_name(self, temp: Path, folder: Path, values: Mapping[str, str]) -> Path:
-        for name in self._candidate_names(folder, values):
+    def _claim_name(self, temp: Path, folder: Path, values: Mapping[str, str], suffix: str = "") -> Path:
+        for name in self._candidate_names(folder, values, suffix):
             final = folder / name
             try:
                 _link_exclusively(temp, final)
@@ -113,20 +115,20 @@ class OutputStore:
             return final
         raise AssertionError("candidate names never run out")
 
-    def _candidate_names(self, folder: Path, values: Mapping[str, str]) -> Iterator[str]:
+    def _candidate_names(self, folder: Path, values: Mapping[str, str], suffix: str = "") -> Iterator[str]:
         numbered = self._parts[:1] == [("token", "number")]
         if numbered:
             number = _next_number(folder)
             while True:
                 number_text = f"{number:0{NUMBER_DIGITS}d}"
-                yield f"{_render(self._parts, {**values, 'number': number_text})}.png"
+                yield f"{_render(self._parts, {**values, 'number': number_text})}{suffix}.png"
                 number += 1
-        stem = _render(self._parts, values)
+        stem = _render(self._parts, values) + suffix
         yield f"{stem}.png"
-        suffix = 1
+        counter = 1
         while True:
-            yield f"{stem}-{suffix}.png"
-            suffix += 1
+            yield f"{stem}-{counter}.png"
+            counter += 1
 
 
 def sanitize_filename_part(text: str, max_chars: int = MAX_STEM_CHARS) -> str:

@@ -39,6 +39,38 @@ class LoraAddon(BaseModel):
 # A union discriminated on `kind` as the other add-on kinds (controlnet, reference) join it.
 AddOn = LoraAddon
 
+MAX_STAGES = 4
+MAX_HIRES_SCALE = 8.0
+
+
+class HiresStage(BaseModel):
+    """A1111's hires fix: the first pass's pictures upscaled, then denoised again at the larger size.
+
+    scale, or resize_x / resize_y (one: the other follows the aspect; both: cover, then crop to it);
+    sizes are snapped to multiples of 16. upscaler: a pixel upscaler's name (Lanczos, an upscaler model
+    file...) or a latent mode ("Latent", "Latent (bicubic)"...); "" is the family's default. steps 0:
+    the first pass's. prompt / negative_prompt "": the first pass's. cfg_scale / guidance None: the
+    first pass's. save_first_pass: also save the pictures before the hires pass."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["hires"] = "hires"
+    scale: float = Field(2.0, ge=1.0, le=MAX_HIRES_SCALE, allow_inf_nan=False)
+    resize_x: int = Field(0, ge=0, le=MAX_SIZE)
+    resize_y: int = Field(0, ge=0, le=MAX_SIZE)
+    upscaler: str = Field("", max_length=255)
+    steps: int = Field(0, ge=0, le=MAX_STEPS)
+    strength: float = Field(0.7, ge=0.0, le=1.0, allow_inf_nan=False)
+    cfg_scale: float | None = Field(None, ge=0.0, le=30.0)
+    guidance: float | None = Field(None, ge=0.0, le=30.0)
+    prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
+    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
+    save_first_pass: bool = False
+
+
+# Stages after the first pass, discriminated on `kind` as refine, tiled refine and outpaint join it.
+Stage = HiresStage
+
 
 class GenerationRequest(BaseModel):
     """One generation job. Fields left None take the selected model's variant defaults."""
@@ -68,6 +100,7 @@ class GenerationRequest(BaseModel):
     save: bool = True
     preview_every: int = Field(0, ge=0, le=MAX_STEPS, description="decode a preview every N steps (0: never)")
     addons: tuple[AddOn, ...] = Field((), max_length=MAX_ADDONS, description="LoRAs (and later other add-ons)")
+    stages: tuple[Stage, ...] = Field((), max_length=MAX_STAGES, description="passes after the first (hires fix)")
 
     @field_validator("width", "height")
     @classmethod
@@ -113,6 +146,11 @@ class GenerationRequest(BaseModel):
             raise ValueError(f"mask: is {mw}x{mh} but the image is {iw}x{ih}; they must be the same size")
         if self.mask is not None and self.task != "inpaint":
             raise ValueError("mask: only inpaint takes a mask")
+        for i, stage in enumerate(self.stages):
+            if stage.kind == "hires" and self.task != "txt2img":
+                raise ValueError(f"stages[{i}]: hires fix follows a txt2img first pass; {self.task} takes none")
+        if sum(stage.kind == "hires" for stage in self.stages) > 1:
+            raise ValueError("stages: one hires fix per job")
         return self
 
     @property
@@ -137,7 +175,7 @@ def invalid_request_from(exc: ValidationError) -> InvalidRequest:
         loc, _, msg = msg.partition(":")
         msg = msg.strip()
     if err.get("type") == "extra_forbidden":
-        model = LoraAddon if loc.startswith("addons[") else GenerationRequest
+        model = LoraAddon if loc.startswith("addons[") else HiresStage if loc.startswith("stages[") else GenerationRequest
         allowed = ", ".join(sorted(model.model_fields))
         msg = f"is not a request field (allowed: {allowed})"
     elif err.get("type") == "string_too_long":
@@ -164,7 +202,7 @@ def _field_path(loc) -> str:
             continue
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("lora",) and out.endswith("]"):  # pydantic's union tag, not a field
+        elif part in ("lora", "hires") and out.endswith("]"):  # pydantic's union tag, not a field
             continue
         else:
             out += f".{part}" if out else str(part)

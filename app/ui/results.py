@@ -155,6 +155,5 @@ def progress_html(job, position: int = -1, *, seconds: float | None = None, coun
         return f"<div class='progress {p.state}'>{word}{extra}{msg}</div>"
     pct = int(round(p.fraction * 100))
     eta = f" · ETA {p.eta_seconds:.1f} s" if p.eta_seconds is not None else ""
-    batch = f"batch {p.batch + 1}/{p.total_batches} · " if p.total_batches > 1 else ""
     return (f"<div class='progress running'><div class='bar' style='width:{pct}%'></div>"
-            f"<span>{batch}step {p.step}/{p.total_steps} · {pct}%{eta}</span></div>")
+            f"<span>{html.escape(p.where)} · {pct}%{eta}</span></div>")

@@ -18,8 +18,8 @@ from app.api.images import encode_png
 from app.api.info import build_info, info_text, json_safe
 from app.api.jobs import Finished
 from app.api.schemas import GenerationBody, GenerationResponse, Img2ImgRequest, Txt2ImgRequest
-from app.api.translate import Translation, translate_img2img, translate_txt2img
-from app.errors import EaselError
+from app.api.translate import Translation, a1111_field, translate_img2img, translate_txt2img
+from app.errors import EaselError, InvalidRequest
 from app.generation.infotext import parse_infotext
 
 _IMAGE_FIELDS = ("init_images", "mask")
@@ -49,7 +49,10 @@ def generation_router(ctx: ApiContext) -> APIRouter:
 async def _generate(ctx: ApiContext, body: GenerationBody, translation: Translation) -> dict[str, Any]:
     if translation.keep_model:
         ctx.options.select_model(translation.keep_model)
-    finished = await ctx.jobs.run(translation.request)
+    try:
+        finished = await ctx.jobs.run(translation.request)
+    except InvalidRequest as exc:  # checked at submit (an upscaler's name): say it with the client's field
+        raise InvalidRequest(a1111_field(exc.field), exc.message) from None
     return await to_thread.run_sync(_response, ctx, body, translation, finished)
 
 

@@ -35,7 +35,7 @@ def progress_router(ctx: ApiContext) -> APIRouter:
         preview = None if skip_current_image else ctx.jobs.latest_preview(job)
         image = await to_thread.run_sync(encode_png, preview) if preview is not None else None
         if job.request is not None:
-            text = f"{job.task}: batch {p.batch + 1}/{p.total_batches}, step {p.step}/{p.total_steps}"
+            text = f"{job.task}: {p.where}"
         else:  # a model load or an upscale
             text = f"{job.task} {job.model}".rstrip()
         return {"progress": p.fraction, "eta_relative": p.eta_seconds or 0.0, "state": _state(job, count),

@@ -1,0 +1,197 @@
+"""The passes of a job after its first one, planned from the request's `stages`: a table keyed by kind.
+
+    for index, stage in enumerate(request.stages):
+        images, values = STAGE_RUNNERS[stage.kind](StageRun(...), stage, images, seeds)
+
+Hires fix (A1111's, with Forge's fields): the first pass's pictures are upscaled (a pixel upscaler, or
+in latent space: "Latent" and its modes) to the hires size, then denoised again by the same model's
+img2img pipeline with the same seeds, `strength` of the way. The Size in the infotext stays the first
+pass's, as A1111 writes it; "Hires upscale"/"Hires resize" say what became of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from app.errors import InvalidRequest
+from app.generation.request import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, HiresStage
+
+# A1111's latent upscale modes: name -> (torch interpolate mode, antialias).
+LATENT_MODES = {
+    "Latent": ("bilinear", False),
+    "Latent (antialiased)": ("bilinear", True),
+    "Latent (bicubic)": ("bicubic", False),
+    "Latent (bicubic antialiased)": ("bicubic", True),
+    "Latent (nearest)": ("nearest", False),
+    "Latent (nearest-exact)": ("nearest-exact", False),
+}
+LATENT_NAMES = {name.lower(): name for name in LATENT_MODES}  # as a client may write them -> A1111's spelling
+
+
+def _snap(value: float) -> int:
+    return min(MAX_SIZE, max(MIN_SIZE, int(round(value / SIZE_MULTIPLE)) * SIZE_MULTIPLE))
+
+
+@dataclass(frozen=True)
+class HiresSize:
+    """cover: the size the picture is upscaled to; final: the hires pass's size (cover cropped to it)."""
+
+    cover: tuple[int, int]
+    final: tuple[int, int]
+
+
+def hires_size(width: int, height: int, stage: HiresStage) -> HiresSize:
+    """A1111's hires target: `scale` times the first pass, or resize_x / resize_y (one given: the other
+    keeps the aspect; both: upscale to cover them, then crop the middle), snapped to multiples of 16."""
+    x, y = stage.resize_x, stage.resize_y
+    if not x and not y:
+        size = (_snap(width * stage.scale), _snap(height * stage.scale))
+        return HiresSize(size, size)
+    if not y:
+        size = (_snap(x), _snap(x * height / width))
+        return HiresSize(size, size)
+    if not x:
+        size = (_snap(y * width / height), _snap(y))
+        return HiresSize(size, size)
+    final = (_snap(x), _snap(y))
+    if width / height < final[0] / final[1]:
+        cover = (final[0], _snap(max(final[1], final[0] * height / width)))
+    else:
+        cover = (_snap(max(final[0], final[1] * width / height)), final[1])
+    return HiresSize(cover, final)
+
+
+def final_size(request, width: int, height: int) -> tuple[int, int]:
+    """The size a job's last pass makes (the memory plan sizes the job by it)."""
+    for stage in request.stages:
+        if stage.kind == "hires":
+            width, height = hires_size(width, height, stage).final
+    return width, height
+
+
+def hires_upscaler_name(stage: HiresStage, family) -> str:
+    return stage.upscaler.strip() or family.hires_upscaler
+
+
+def check_hires_upscaler(name: str, upscalers: list, index: int) -> None:
+    """InvalidRequest naming stages[index].upscaler when there is no upscaler or latent mode of that name."""
+    if name.lower() in LATENT_NAMES or any(u.name.lower() == name.lower() for u in upscalers):
+        return
+    allowed = [*LATENT_MODES, *(u.name for u in upscalers if u.name != "None")]
+    raise InvalidRequest(f"stages[{index}].upscaler", f"no upscaler named {name!r} (available: {', '.join(allowed)})")
+
+
+def check_stages(request, family, upscalers: Callable[[], list]) -> None:
+    """At submit: every stage's names exist (InvalidRequest naming stages[i].field)."""
+    for index, stage in enumerate(request.stages):
+        if stage.kind == "hires":
+            check_hires_upscaler(hires_upscaler_name(stage, family), upscalers(), index)
+
+
+@dataclass
+class StageRun:
+    """What a stage may use: the job, the loaded model, the first pass's call and the runner's pieces."""
+
+    job: Any
+    loaded: Any
+    defaults: Any
+    kwargs: dict[str, Any]  # the first pass's pipeline kwargs
+    width: int
+    height: int
+    batch: int
+    index: int  # the stage's place among the job's passes (the first pass is 0)
+    total: int
+    run_pipeline: Callable[..., tuple[list, int | None]]  # runner._run_pipeline with the job's previewer
+    upscalers: Callable[[], list]
+    values: dict[str, Any] = field(default_factory=dict)  # infotext values the stage adds
+    stopped_at: int | None = None  # where an interrupt or skip stopped this stage, None when it finished
+
+
+def _crop_middle(image, size: tuple[int, int]):
+    if image.size == size:
+        return image
+    left, top = (image.width - size[0]) // 2, (image.height - size[1]) // 2
+    return image.crop((left, top, left + size[0], top + size[1]))
+
+
+def _pixel_upscale(run: StageRun, images: list, name: str, target: HiresSize) -> list:
+    upscaler = next(u for u in run.upscalers() if u.name.lower() == name.lower())
+    return [_crop_middle(upscaler.run(image.convert("RGB"), target.cover), target.final) for image in images]
+
+
+def _latent_upscale(run: StageRun, pipe, images: list, name: str, target: HiresSize):
+    """The pictures encoded by the model's VAE, resized in latent space and cropped, as the img2img
+    pipeline takes latents for its `image` (the family's `latents_as_image`)."""
+    import torch
+
+    mode, antialias = LATENT_MODES[LATENT_NAMES[name.lower()]]
+    vae = pipe.vae
+    factor = pipe.vae_scale_factor
+    with torch.inference_mode():
+        pixels = pipe.image_processor.preprocess(images).to(pipe._execution_device, vae.dtype)
+        latents = vae.encode(pixels).latent_dist.mean
+        latents = (latents - (vae.config.shift_factor or 0.0)) * vae.config.scaling_factor
+        cover = (target.cover[1] // factor, target.cover[0] // factor)
+        latents = torch.nn.functional.interpolate(latents.float(), size=cover, mode=mode,
+                                                  antialias=antialias and mode in ("bilinear", "bicubic"))
+        top, left = (cover[0] - target.final[1] // factor) // 2, (cover[1] - target.final[0] // factor) // 2
+        latents = latents[:, :, top: top + target.final[1] // factor, left: left + target.final[0] // factor]
+    return run.loaded.family.latents_as_image(latents.to(vae.dtype), vae.config)
+
+
+def run_hires(run: StageRun, stage: HiresStage, images: list, seeds: list[int]) -> list:
+    """The hires pass over one batch's pictures; returns the new pictures (run.values gets the infotext)."""
+    family, request = run.loaded.family, run.job.request
+    target = hires_size(run.width, run.height, stage)
+    name = hires_upscaler_name(stage, family)
+    pipe = run.loaded.pipeline_for("img2img")
+    second = request.model_copy(update={
+        "prompt": stage.prompt or request.prompt, "negative_prompt": stage.negative_prompt or request.negative_prompt,
+        "steps": stage.steps or run.kwargs["num_inference_steps"],
+        "cfg_scale": stage.cfg_scale if stage.cfg_scale is not None else request.cfg_scale,
+        "guidance": stage.guidance if stage.guidance is not None else request.guidance})
+    kwargs = family.call_kwargs(second, run.defaults)
+    run.values.update(_hires_infotext(stage, request, name, kwargs["num_inference_steps"], target, family, kwargs))
+    if stage.strength == 0:  # nothing to denoise: the upscaled pictures as they are
+        return _pixel_upscale(run, images, "Lanczos" if name.lower() in LATENT_NAMES else name, target)
+    if name.lower() in LATENT_NAMES:
+        image = _latent_upscale(run, pipe, images, name, target)
+    else:
+        image = _pixel_upscale(run, images, name, target)
+    kwargs.update(image=image, strength=stage.strength, width=target.final[0], height=target.final[1],
+                  output_type="pil", num_images_per_prompt=len(images))
+    steps = kwargs["num_inference_steps"]
+    steps_run = max(1, steps - int(steps - steps * stage.strength))
+    out, run.stopped_at = run.run_pipeline(pipe, kwargs, seeds, steps_run, target.final,
+                                           stage=("hires fix", run.index, run.total))
+    if run.stopped_at is not None:
+        run.values["Hires stopped at step"] = f"{run.stopped_at}/{steps_run}"
+    return out
+
+
+def _hires_infotext(stage: HiresStage, request, upscaler: str, steps: int, target: HiresSize, family,
+                    kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A1111's and Forge's hires keys, only those that say something."""
+    values: dict[str, Any] = {"Denoising strength": stage.strength}
+    if stage.resize_x or stage.resize_y:
+        values["Hires resize"] = f"{target.final[0]}x{target.final[1]}"
+    else:
+        values["Hires upscale"] = stage.scale
+    if stage.steps:
+        values["Hires steps"] = steps
+    values["Hires upscaler"] = LATENT_NAMES.get(upscaler.lower(), upscaler)
+    if stage.cfg_scale is not None:
+        values["Hires CFG Scale"] = stage.cfg_scale
+    if stage.guidance is not None:
+        values["Hires Distilled CFG Scale"] = stage.guidance
+    if stage.prompt and stage.prompt != request.prompt:
+        values["Hires prompt"] = stage.prompt
+    if stage.negative_prompt and stage.negative_prompt != request.negative_prompt:
+        values["Hires negative prompt"] = stage.negative_prompt
+    return values
+
+
+STAGE_RUNNERS: dict[str, Callable[[StageRun, Any, list, list[int]], list]] = {
+    "hires": run_hires,
+}
