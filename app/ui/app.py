@@ -13,6 +13,7 @@ from app.extensions.ui import build_extension_tabs, build_extensions_tab, build_
 from app.generation.infotext import Infotext
 from app.ui.context import UIContext
 from app.ui.controls import defaults_update
+from app.ui.hires_controls import upscaler_choices
 from app.ui.queue_panel import build_queue_panel
 from app.ui.tabs.generation import GenerationTab, build_generation_tab
 from app.ui.tabs.models import build_models_tab
@@ -62,6 +63,7 @@ def build_ui(context: UIContext, extensions=None, gate: ChangeGate = LOCAL) -> g
 
 def _wire_models(ui, context: UIContext, top, gen: dict[str, GenerationTab], upscale: dict, models: dict) -> None:
     default_outputs = [comp for t in gen.values() for comp in t.controls.default_components()]
+    hires = gen["txt2img"].hires
 
     def apply_defaults(model_name, preset_name):
         update = {top.memory: memory_html(context, model_name)}
@@ -75,8 +77,10 @@ def _wire_models(ui, context: UIContext, top, gen: dict[str, GenerationTab], ups
             current = context.engine.resolve_model(None).name
         except Exception:  # nothing ready: leave the dropdown empty
             current = None
+        pixel = upscaler_names(context)
         update = {top.model: gr.update(choices=choices, value=current),
-                  upscale["upscaler"]: gr.update(choices=upscaler_names(context), value="Lanczos")}
+                  upscale["upscaler"]: gr.update(choices=pixel, value="Lanczos"),
+                  hires.upscaler: gr.update(choices=upscaler_choices(pixel))}
         update.update(apply_defaults(current, preset_name))
         update.update(models["load"]())
         return update
@@ -86,7 +90,8 @@ def _wire_models(ui, context: UIContext, top, gen: dict[str, GenerationTab], ups
         names = [name for _, name in choices]
         return gr.update(choices=choices, value=model_name if model_name in names else (names[0] if names else None))
 
-    load_outputs = [top.model, top.memory, upscale["upscaler"], models["table"], models["device"], *default_outputs]
+    load_outputs = [top.model, top.memory, upscale["upscaler"], hires.upscaler, models["table"], models["device"],
+                    *default_outputs]
     ui.load(on_load, inputs=top.preset, outputs=load_outputs, api_visibility="private")
     top.refresh.click(on_refresh, inputs=top.model, outputs=top.model, api_visibility="private")
     for trigger in (top.model.input, top.preset.input):
@@ -132,11 +137,12 @@ def _wire_pnginfo(tabs, pnginfo: dict, txt2img: GenerationTab) -> None:
     def send(info: Infotext | None):
         if info is None:
             raise gr.Error("No parameters to send: drop an image with generation parameters first.")
-        return {**infotext_to_controls(info, c), tabs: gr.Tabs(selected="txt2img")}
+        return {**infotext_to_controls(info, c), **txt2img.hires.infotext_update(info),
+                tabs: gr.Tabs(selected="txt2img")}
 
     pnginfo["send"].click(send, inputs=pnginfo["parsed"],
                           outputs=[c.prompt, c.negative_prompt, c.steps, c.cfg_scale, c.guidance, c.width, c.height,
-                                   c.seed, tabs], api_visibility="private")
+                                   c.seed, *txt2img.hires.components(), tabs], api_visibility="private")
 
 
 def infotext_to_controls(info: Infotext, c) -> dict:

@@ -2,6 +2,7 @@
 image to inpaint, paint a mask, inpaint, interrupt a long job; screenshots of every tab are kept in
 test-artifacts/ui/ to be looked at."""
 
+import re
 import shutil
 from pathlib import Path
 
@@ -95,6 +96,21 @@ def test_interrupt_stops_a_long_job(page):
     playwright_api.expect(page.locator("#txt2img_progress")).to_contain_text("Interrupted · 1 image(s)",
                                                                              timeout=30_000)
     playwright_api.expect(page.locator("#txt2img_gallery img").first).to_be_visible()  # what was made is kept
+
+
+def test_hires_fix_from_its_accordion_doubles_the_picture(page):
+    page.get_by_role("tab", name="txt2img").click()
+    set_number(page, "txt2img_steps", 2)
+    set_number(page, "txt2img_width", 64)
+    set_number(page, "txt2img_height", 64)
+    page.locator("#txt2img_hires").get_by_text("Hires. fix").click()
+    page.locator("#txt2img_enable_hr input[type=checkbox]").check()
+    page.locator("#txt2img_generate").click()
+    playwright_api.expect(page.locator("#txt2img_progress")).to_contain_text("Done · 1 image(s)", timeout=60_000)
+    wait_for_value(page, "#txt2img_infotext textarea", "Hires upscale: 2")
+    playwright_api.expect(page.locator("#txt2img_infotext textarea")).to_have_value(re.compile("Size: 64x64"))
+    page.screenshot(path=str(ARTIFACTS / "05-hires-fix.png"), full_page=True)
+    page.locator("#txt2img_enable_hr input[type=checkbox]").uncheck()
 
 
 def test_screenshots_of_every_tab(page):

@@ -43,6 +43,19 @@ def test_style_from_the_preset_wraps_the_prompt(client):
     assert infotext.startswith("watercolor painting of a fox, soft washes")
 
 
+def test_txt2img_with_the_hires_fix_makes_the_bigger_picture_and_says_so(client):
+    # after the batch size: enable, upscaler, hires steps, denoising strength, upscale by, resize to (w, h)
+    status, gallery, infotext = client.predict(MODEL, "Balanced", "a red circle", "", *params(width=64, height=80),
+                                               True, "Lanczos", 2, 0.5, 2, 0, 0, api_name="/txt2img")
+    assert "Done" in status and len(gallery) == 1
+    with Image.open(gallery[0]["image"]) as im:
+        assert im.size == (128, 160)
+        params_text = read_image_metadata(im).infotext.params
+    assert params_text["Size"] == "64x80" and params_text["Hires upscale"] == "2"
+    assert params_text["Hires upscaler"] == "Lanczos" and params_text["Denoising strength"] == "0.5"
+    assert "Hires upscale: 2" in infotext
+
+
 def test_img2img_and_inpaint(client, tmp_path):
     src = Image.new("RGB", (64, 64), (30, 140, 220))
     src.save(tmp_path / "src.png")

@@ -45,3 +45,25 @@ def test_infotext_fills_the_txt2img_fields():
                           "Size: 512x768, Model: flux1-dev, Distilled CFG Scale: 3.5")
     update = infotext_to_controls(info, c)
     assert update == {"p": "a castle", "n": "fog", "s": 20, "c": 7.0, "g": 3.5, "seed": 5, "w": 512, "h": 768}
+
+
+def test_hires_keys_in_the_infotext_turn_the_hires_fix_on_with_their_values_and_their_absence_turns_it_off():
+    from app.generation.infotext import parse_infotext
+    from app.ui.hires_controls import HiresControls
+
+    h = HiresControls(enable="on", upscaler="up", scale="scale", steps="steps", strength="dn", resize_x="rx",
+                      resize_y="ry")
+    info = parse_infotext("a castle\nSteps: 20, Seed: 5, Size: 512x768, Denoising strength: 0.45, "
+                          "Hires upscale: 1.5, Hires steps: 8, Hires upscaler: Latent (bicubic)")
+    assert h.infotext_update(info) == {"on": True, "scale": 1.5, "steps": 8, "dn": 0.45, "rx": 0, "ry": 0,
+                                       "up": "Latent (bicubic)"}
+    resized = parse_infotext("a castle\nSteps: 20, Denoising strength: 0.6, Hires resize: 1024x1536, "
+                             "Hires upscaler: Lanczos")
+    assert h.infotext_update(resized) == {"on": True, "dn": 0.6, "rx": 1024, "ry": 1536, "up": "Lanczos"}
+    assert h.infotext_update(parse_infotext("a castle\nSteps: 20, Seed: 5, Size: 512x768")) == {"on": False}
+    restored = h.infotext_update(info)
+    data = {"on": True, "up": restored["up"], "scale": restored["scale"], "steps": restored["steps"],
+            "dn": restored["dn"], "rx": 0, "ry": 0}
+    assert h.stage_fields(data) == {"kind": "hires", "upscaler": "Latent (bicubic)", "scale": 1.5, "steps": 8,
+                                    "strength": 0.45, "resize_x": 0, "resize_y": 0}
+    assert h.stage_fields({**data, "on": False}) is None

@@ -13,6 +13,7 @@ from app.errors import InvalidRequest
 from app.generation.request import validate_request
 from app.ui.context import UIContext, size_for_aspect
 from app.ui.controls import GenerationControls, build_generation_controls
+from app.ui.hires_controls import HiresControls, build_hires_controls
 from app.ui.lora_picker import LoraPicker, build_lora_picker, wire_lora_picker
 from app.ui.results import ResultsPanel, build_results_panel, stream_job, wire_cancel_buttons
 
@@ -27,6 +28,7 @@ class GenerationTab:
     controls: GenerationControls
     results: ResultsPanel
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific components by name
+    hires: HiresControls | None = None  # txt2img's hires fix
 
 
 def build_generation_tab(task: str, context: UIContext, top) -> GenerationTab:
@@ -40,9 +42,10 @@ def build_generation_tab(task: str, context: UIContext, top) -> GenerationTab:
                 extra.update(_task_inputs(task))
 
             controls = build_generation_controls(task, between=between)
+            hires = build_hires_controls(task) if task == "txt2img" else None
         with gr.Column(scale=5, elem_classes=["results-column"]):
             results = build_results_panel(task)
-    tab = GenerationTab(task, controls, results, extra)
+    tab = GenerationTab(task, controls, results, extra, hires)
     _wire(tab, context, top)
     wire_lora_picker(pickers[0], context, controls.prompt, top.model)
     return tab
@@ -96,11 +99,14 @@ def editor_image_and_mask(value) -> tuple[Image.Image | None, Image.Image | None
 
 def _wire(tab: GenerationTab, context: UIContext, top) -> None:
     c, r, x = tab.controls, tab.results, tab.extra
-    inputs = c.inputs() | set(x.values()) | {top.model, top.preset}
+    inputs = c.inputs() | set(x.values()) | {top.model, top.preset} | (tab.hires.inputs() if tab.hires else set())
 
     def make_request(data: dict):
         fields = c.request_fields(data, context, data[top.preset])
         fields.update(task=tab.task, model=data[top.model] or None, preview_every=context.preview_every)
+        hires = tab.hires.stage_fields(data) if tab.hires else None
+        if hires:
+            fields["stages"] = [hires]
         if tab.task == "img2img":
             fields.update(image=data[x["image"]], strength=float(data[x["strength"]]),
                           resize_mode=data[x["resize_mode"]])
