@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--batch-count", type=int, default=1)
     gen.add_argument("--mask-blur", type=int, default=4)
     gen.add_argument("--resize-mode", choices=["just-resize", "crop-and-resize", "resize-and-fill"], default="just-resize")
+    hr = gen.add_argument_group("hires fix (txt2img): upscale the first pass and denoise it again")
+    hr.add_argument("--hires-scale", type=float, help="turn the hires fix on, upscaling by this factor (A1111's hr_scale)")
+    hr.add_argument("--hires-resize", metavar="WxH", help="turn the hires fix on, to this size (cover, then crop)")
+    hr.add_argument("--hires-upscaler", default="", help="Lanczos, an upscaler file's name or a Latent mode "
+                                                        "(default: the model's: FLUX Lanczos, SD3.5 Latent)")
+    hr.add_argument("--hires-steps", type=int, default=0, help="hires pass steps (default 0: the first pass's)")
+    hr.add_argument("--hires-denoise", type=float, default=0.7, help="hires denoising strength (default 0.7)")
     gen.add_argument("--no-save", dest="save", action="store_false", help="do not write files (prints infotexts only)")
 
     web = sub.add_parser("webui", parents=[common], help="serve the web UI (the default command)")

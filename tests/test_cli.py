@@ -41,6 +41,21 @@ def test_generate_writes_pngs_and_prints_paths_and_infotexts(demo_models_dir, tm
         assert read_image_metadata(im).infotext.params["Seed"] == "78"
 
 
+def test_generate_with_the_hires_fix_writes_the_upscaled_picture(demo_models_dir, tmp_path):
+    out = run_app("generate", "--prompt", "a red circle", "--models-dir", demo_models_dir, "--outputs-dir", tmp_path,
+                  "--width", "64", "--height", "80", "--steps", "2", "--seed", "5", "--hires-scale", "2",
+                  "--hires-denoise", "0.4", "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    path = Path(next(line for line in out.stdout.splitlines() if line.endswith(".png")))
+    with Image.open(path) as im:
+        assert im.size == (128, 160)
+        params = read_image_metadata(im).infotext.params
+    assert (params["Size"], params["Hires upscale"], params["Denoising strength"]) == ("64x80", "2", "0.4")
+    bad = run_app("generate", "--prompt", "x", "--models-dir", demo_models_dir, "--outputs-dir", tmp_path,
+                  "--device", "cpu", "--hires-resize", "big")
+    assert bad.returncode == 2 and "'big' is not WIDTHxHEIGHT" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_generate_inpaint_from_files(demo_models_dir, tmp_path):
     Image.new("RGB", (64, 64), (200, 30, 30)).save(tmp_path / "in.png")
     mask = Image.new("L", (64, 64), 0)

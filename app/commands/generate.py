@@ -20,6 +20,21 @@ def _open_image(path, field: str):
         raise InvalidRequest(field, f"{path} is not a readable image ({exc})") from None
 
 
+def _hires_stages(args) -> list[dict]:
+    """--hires-scale / --hires-resize as the request's hires stage ([] when neither is given)."""
+    if args.hires_scale is None and not args.hires_resize:
+        return []
+    stage = dict(kind="hires", upscaler=args.hires_upscaler, steps=args.hires_steps, strength=args.hires_denoise)
+    if args.hires_scale is not None:
+        stage["scale"] = args.hires_scale
+    if args.hires_resize:
+        width, _, height = args.hires_resize.lower().partition("x")
+        if not (width.isdigit() and height.isdigit()):
+            raise InvalidRequest("hires-resize", f"{args.hires_resize!r} is not WIDTHxHEIGHT (e.g. 1024x1536)")
+        stage.update(resize_x=int(width), resize_y=int(height))
+    return [stage]
+
+
 def generate(settings, args) -> int:
     from app.engine.factory import build_engine
     from app.generation.request import validate_request
@@ -31,7 +46,7 @@ def generate(settings, args) -> int:
         task=task, prompt=args.prompt, negative_prompt=args.negative_prompt, model=args.model, width=args.width,
         height=args.height, steps=args.steps, cfg_scale=args.cfg, guidance=args.guidance, seed=args.seed,
         batch_size=args.batch_size, batch_count=args.batch_count, strength=args.strength, image=image, mask=mask,
-        mask_blur=args.mask_blur, resize_mode=args.resize_mode, save=args.save)
+        mask_blur=args.mask_blur, resize_mode=args.resize_mode, save=args.save, stages=_hires_stages(args))
     engine = build_engine(settings)  # the extensions act here as in the web UI and the API
     try:
         job = engine.submit(request)
