@@ -6,6 +6,8 @@ Easel's own names.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,12 +78,42 @@ HIRES_SAME = {"hr_checkpoint_name": ("use same checkpoint", ""), "hr_sampler_nam
               "hr_scheduler": ("use same scheduler", ""), "hr_additional_modules": ("use same choices",)}
 
 
+# A1111's refiner: the model that takes over after `refiner_switch_at` of the steps. Easel runs it as a
+# refine stage denoising the last 1 - switch_at of its schedule.
+REFINER_FIELDS = ("refiner_checkpoint", "refiner_switch_at")
+REFINER_NONE = ("", "none")
+REFINER_SWITCH_DEFAULT = 0.8  # A1111's
+
+
 def translate_txt2img(body: Txt2ImgRequest, *, engine, default_model: str | None, preview_every: int) -> Translation:
     ignored, notes = _common_ignored(body), []
     fields = _common_fields(body, engine, default_model, preview_every, notes)
-    if body.enable_hr:
-        fields["stages"] = [_hires_stage(body, ignored, notes)]
+    stages = [_hires_stage(body, ignored, notes)] if body.enable_hr else []
+    fields["stages"] = stages + _refiner_stages(body, engine, notes)
     return _build("txt2img", fields, ignored, notes, body, engine)
+
+
+def _refiner_stages(body: GenerationBody, engine, notes: list[str]) -> list[dict[str, Any]]:
+    """refiner_checkpoint / refiner_switch_at as a refine stage ([] when no refiner is asked for)."""
+    extras = _extras(body)
+    name = extras.get("refiner_checkpoint")
+    if name is None or (isinstance(name, str) and name.strip().lower() in REFINER_NONE):
+        return []
+    if not isinstance(name, str):
+        raise InvalidRequest("refiner_checkpoint", "expected a model title (see /sdapi/v1/sd-models)")
+    switch = extras.get("refiner_switch_at")
+    switch = REFINER_SWITCH_DEFAULT if switch in (None, 0) else switch
+    if isinstance(switch, bool) or not isinstance(switch, (int, float)) or not 0 < switch <= 1:
+        raise InvalidRequest("refiner_switch_at", f"{switch!r} is out of range: the refiner takes over after "
+                                                  "this fraction of the steps, 0 < refiner_switch_at < 1")
+    if switch == 1:
+        notes.append("refiner_switch_at 1: the refiner would take over after the last step, so it was not run")
+        return []
+    try:
+        model = find_checkpoint(engine, name).name
+    except ModelNotFound as exc:
+        raise ModelNotFound(f"refiner_checkpoint: {exc}") from None
+    return [{"kind": "refine", "model": model, "strength": round(1 - switch, 6)}]
 
 
 def _hires_stage(body: Txt2ImgRequest, ignored: list[str], notes: list[str]) -> dict[str, Any]:
@@ -118,7 +150,8 @@ def translate_img2img(body: Img2ImgRequest, *, engine, default_model: str | None
     if body.inpainting_fill not in INPAINTING_FILL:
         raise InvalidRequest("inpainting_fill", f"{body.inpainting_fill!r} is out of range: allowed 0..3")
     fields = _common_fields(body, engine, default_model, preview_every, notes)
-    fields.update(task="img2img", image=image, resize_mode=RESIZE_MODES[body.resize_mode])
+    fields.update(task="img2img", image=image, resize_mode=RESIZE_MODES[body.resize_mode],
+                  stages=_refiner_stages(body, engine, notes))
     if body.denoising_strength is not None:
         fields["strength"] = body.denoising_strength
     if body.mask:
@@ -191,17 +224,22 @@ def _build(task, fields, ignored, notes, body: GenerationBody, engine) -> Transl
     try:
         request = validate_request(task=task, **fields)
     except InvalidRequest as exc:
-        raise InvalidRequest(a1111_field(exc.field), exc.message) from None
+        raise InvalidRequest(a1111_field(exc.field, fields.get("stages", ())), exc.message) from None
     keep = None
     if not body.override_settings_restore_afterwards and (body.override_settings or {}).get("sd_model_checkpoint"):
         keep = request.model
     return Translation(request=request, ignored_fields=ignored, notes=notes, keep_model=keep)
 
 
-def a1111_field(field: str) -> str:
-    """The A1111 field a client sent for one of the request's: stages[0].scale -> hr_scale."""
-    if field.startswith("stages[0]."):
-        ours = field.removeprefix("stages[0].")
+def a1111_field(field: str, stages=()) -> str:
+    """The A1111 field a client sent for one of the request's: stages[0].scale -> hr_scale (a hires
+    stage), stages[1].model -> refiner_checkpoint (a refine stage)."""
+    match = re.fullmatch(r"stages\[(\d+)\]\.(\w+)", field)
+    if match and int(match[1]) < len(stages):
+        stage, ours = stages[int(match[1])], match[2]
+        kind = stage["kind"] if isinstance(stage, dict) else stage.kind
+        if kind == "refine":
+            return {"model": "refiner_checkpoint", "strength": "refiner_switch_at"}.get(ours, field)
         if ours == "strength":
             return "denoising_strength"
         return next((a for a, o in HIRES_FIELDS.items() if o == ours), field)
@@ -220,7 +258,7 @@ def _common_ignored(body: GenerationBody) -> list[str]:
         if key != "sd_model_checkpoint":
             ignored.append(f"override_settings.{key}")
     for key, value in _extras(body).items():
-        if key.startswith(HIRES_PREFIXES) or _is_empty(value) or _is_neutral(key, value):
+        if key.startswith(HIRES_PREFIXES) or key in REFINER_FIELDS or _is_empty(value) or _is_neutral(key, value):
             continue
         ignored.append(key)
     return ignored

@@ -163,7 +163,7 @@ class Engine:
         if request.addons:  # a LoRA that does not fit fails here, named (a broken model fails at its load)
             resolve_addons(request, self._addon_context(entry))
         if request.stages:
-            check_stages(request, family_for(entry.family), self.upscalers)
+            check_stages(request, family_for(entry.family), self.upscalers, self.resolve_model)
         job = Job(request, source=source, model=entry.name)
         self._recent_jobs.add(job)
         self._worker.submit(job)
@@ -311,7 +311,14 @@ class Engine:
         previewer = loaded.previewer if job.request.preview_every else None
         addons = prepare_addons(loaded, resolve_addons(job.request, self._addon_context(entry)), self.hash_cache)
         return run_job(job, loaded, self._get_store(), previewer=previewer, hooks=self._hooks, addons=addons,
-                       upscalers=self.upscalers)
+                       upscalers=self.upscalers, load_model=lambda name: self._load_for_stage(name, job.request))
+
+    def _load_for_stage(self, name: str, request):
+        """Another model for a stage of a running job (refine), with no add-ons on it: a LoRA an earlier
+        job fused into it is taken out."""
+        loaded = self._get_manager().get(self.resolve_model(name), request)
+        prepare_addons(loaded, [], self.hash_cache)
+        return loaded
 
     def _addon_context(self, entry: ModelEntry) -> AddonContext:
         family = family_for(entry.family)

@@ -14,7 +14,7 @@ from app.errors import InvalidRequest
 from app.families.base import VariantDefaults
 from app.addons.base import Prepared
 from app.addons.prompt_tags import strip_lora_tags
-from app.engine.stages import STAGE_RUNNERS, StageRun, final_size
+from app.engine.stages import AFTER_ALL_BATCHES, STAGE_RUNNERS, StageRun, final_size
 from app.engine.task_inputs import TASK_INPUTS
 from app.generation.infotext import Infotext, format_infotext
 from app.generation.request import MAX_SEED, SIZE_MULTIPLE, GenerationRequest
@@ -116,11 +116,24 @@ class StepReporter:
             return None
 
 
+@dataclass
+class BatchDraft:
+    """One batch's pictures between its passes, with the infotext values the passes added."""
+
+    batch: int
+    seeds: list[int]
+    images: list
+    values: dict[str, Any]
+    stopped_at: int | None  # where an interrupt or skip stopped the first pass
+    stage_stopped: bool = False  # a later pass was stopped: the passes after it do not run
+
+
 def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prepared | None = None,
-            upscalers=None) -> GenerationResult:
+            upscalers=None, load_model=None) -> GenerationResult:
     """Make every image of `job` on `loaded` (a LoadedModel); save them when the request says so.
     `addons`: what the job's add-ons (LoRAs...) prepared on the model: call kwargs, infotext, warnings.
-    `upscalers`: () -> the engine's upscalers, for stages that upscale (hires fix)."""
+    `upscalers`: () -> the engine's upscalers, for stages that upscale (hires fix).
+    `load_model`: name -> LoadedModel with no add-ons, for stages that use another model (refine)."""
     addons = addons or Prepared()
     request = job.request
     family, entry = loaded.family, loaded.entry
@@ -152,47 +165,75 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
     steps = kwargs["num_inference_steps"]
     cfg_used = family.cfg_used(kwargs)
     passes = 1 + len(request.stages)
-    for batch in range(request.batch_count):
-        seeds = [base_seed + batch * request.batch_size + i for i in range(request.batch_size)]
 
-        def run_pipeline(pipe_, kwargs_, seeds_, steps_run, size, stage=("first pass" if passes > 1 else "", 0, passes)):
-            return _run_pipeline(job, pipe_, kwargs_, seeds_, batch, steps_run, previewer, Geometry(*size),
-                                 family.unpack_latents, request.preview_every, hooks, stage)
+    def run_pipeline_for(batch):
+        """The pipeline call of one batch's passes; `model`: another loaded model than the job's (refine)."""
+        def run_pipeline(pipe_, kwargs_, seeds_, steps_run, size, stage=("first pass" if passes > 1 else "", 0, passes),
+                         model=None):
+            preview = previewer if model is None else (model.previewer if request.preview_every else None)
+            return _run_pipeline(job, pipe_, kwargs_, seeds_, batch, steps_run, preview, Geometry(*size),
+                                 (model or loaded).family.unpack_latents, request.preview_every, hooks, stage)
+        return run_pipeline
 
-        stopped_at = None
-        if inputs.unchanged is not None:  # strength 0: nothing to denoise
-            images = [inputs.unchanged.copy() for _ in seeds]
-        else:
-            images, stopped_at = run_pipeline(pipe, kwargs, seeds, inputs.steps_run(steps), (geometry.width, geometry.height))
-        images = [inputs.finish(image) for image in images]
-        values = {**inputs.infotext, **addons.infotext}
-        for index, stage in enumerate(request.stages, start=1):
-            if stopped_at is not None or job.cancel.stop_current_batch():
-                break  # interrupted or skipped: the batch keeps what its passes made so far
-            if getattr(stage, "save_first_pass", False) and index == 1 and request.save and store is not None:
-                for image, seed in zip(images, seeds):
-                    text = format_infotext(_infotext(request, defaults, loaded, geometry, steps, seed, cfg_used,
-                                                     kwargs, values))
-                    _save(store, result, image, request, text, seed, entry.name, suffix=FIRST_PASS_SUFFIX)
+    def run_stages(draft: BatchDraft, stages) -> None:
+        for index, stage in stages:
+            if draft.stopped_at is not None or job.cancel.stop_current_batch():
+                return  # interrupted or skipped: the batch keeps what its passes made so far
             run = StageRun(job=job, loaded=loaded, defaults=defaults, kwargs=kwargs, width=geometry.width,
-                           height=geometry.height, batch=batch, index=index, total=passes, run_pipeline=run_pipeline,
-                           upscalers=upscalers or (lambda: []))
-            images = STAGE_RUNNERS[stage.kind](run, stage, images, seeds)
-            values.update(run.values)
+                           height=geometry.height, batch=draft.batch, index=index, total=passes,
+                           run_pipeline=run_pipeline_for(draft.batch), upscalers=upscalers or (lambda: []),
+                           load_model=load_model)
+            draft.images = STAGE_RUNNERS[stage.kind](run, stage, draft.images, draft.seeds)
+            draft.values.update(run.values)
+            draft.stage_stopped = draft.stage_stopped or run.stopped_at is not None
             if run.stopped_at is not None:
-                break
-        for image, seed in zip(images, seeds):
+                return
+
+    def finish(draft: BatchDraft) -> None:
+        for image, seed in zip(draft.images, draft.seeds):
             text = format_infotext(_infotext(request, defaults, loaded, geometry, steps, seed, cfg_used, kwargs,
-                                             values, stopped_at))
+                                             draft.values, draft.stopped_at))
             result.images.append(image)
             result.seeds.append(seed)
             result.infotexts.append(text)
             if request.save and store is not None:
                 result.paths.append(_save(store, result, image, request, text, seed, entry.name))
+
+    staged = list(enumerate(request.stages, start=1))
+    per_batch = [(i, s) for i, s in staged if s.kind not in AFTER_ALL_BATCHES]
+    after_all = [(i, s) for i, s in staged if s.kind in AFTER_ALL_BATCHES]
+    drafts: list[BatchDraft] = []
+    for batch in range(request.batch_count):
+        seeds = [base_seed + batch * request.batch_size + i for i in range(request.batch_size)]
+        stopped_at = None
+        if inputs.unchanged is not None:  # strength 0: nothing to denoise
+            images = [inputs.unchanged.copy() for _ in seeds]
+        else:
+            images, stopped_at = run_pipeline_for(batch)(pipe, kwargs, seeds, inputs.steps_run(steps),
+                                                         (geometry.width, geometry.height))
+        images = [inputs.finish(image) for image in images]
+        draft = BatchDraft(batch, seeds, images, {**inputs.infotext, **addons.infotext}, stopped_at)
+        if request.stages and getattr(request.stages[0], "save_first_pass", False) and request.save \
+                and store is not None and stopped_at is None:
+            for image, seed in zip(images, seeds):
+                text = format_infotext(_infotext(request, defaults, loaded, geometry, steps, seed, cfg_used,
+                                                 kwargs, draft.values))
+                _save(store, result, image, request, text, seed, entry.name, suffix=FIRST_PASS_SUFFIX)
+        run_stages(draft, per_batch)
+        if after_all:
+            drafts.append(draft)
+        else:
+            finish(draft)
         if job.cancel.interrupted:
             result.interrupted = True
             break
         job.cancel.clear_skip()
+    for draft in drafts:  # the stages that load another model, once for the whole job
+        if not job.cancel.interrupted and not draft.stage_stopped:
+            run_stages(draft, after_all)
+            job.cancel.clear_skip()
+        finish(draft)
+    result.interrupted = result.interrupted or job.cancel.interrupted
     result.seconds = time.perf_counter() - started
     return result
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from app.errors import InvalidRequest
-from app.generation.request import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, HiresStage
+from app.errors import InvalidRequest, ModelNotFound
+from app.generation.request import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, HiresStage, RefineStage
 
 # A1111's latent upscale modes: name -> (torch interpolate mode, antialias).
 LATENT_MODES = {
@@ -82,11 +82,16 @@ def check_hires_upscaler(name: str, upscalers: list, index: int) -> None:
     raise InvalidRequest(f"stages[{index}].upscaler", f"no upscaler named {name!r} (available: {', '.join(allowed)})")
 
 
-def check_stages(request, family, upscalers: Callable[[], list]) -> None:
+def check_stages(request, family, upscalers: Callable[[], list], resolve_model: Callable[[str], Any]) -> None:
     """At submit: every stage's names exist (InvalidRequest naming stages[i].field)."""
     for index, stage in enumerate(request.stages):
         if stage.kind == "hires":
             check_hires_upscaler(hires_upscaler_name(stage, family), upscalers(), index)
+        elif stage.kind == "refine":
+            try:
+                resolve_model(stage.model)
+            except ModelNotFound as exc:
+                raise InvalidRequest(f"stages[{index}].model", str(exc)) from None
 
 
 @dataclass
@@ -104,6 +109,7 @@ class StageRun:
     total: int
     run_pipeline: Callable[..., tuple[list, int | None]]  # runner._run_pipeline with the job's previewer
     upscalers: Callable[[], list]
+    load_model: Callable[[str], Any] | None = None  # a model by name, loaded with no add-ons (refine)
     values: dict[str, Any] = field(default_factory=dict)  # infotext values the stage adds
     stopped_at: int | None = None  # where an interrupt or skip stopped this stage, None when it finished
 
@@ -161,8 +167,7 @@ def run_hires(run: StageRun, stage: HiresStage, images: list, seeds: list[int]) 
         image = _pixel_upscale(run, images, name, target)
     kwargs.update(image=image, strength=stage.strength, width=target.final[0], height=target.final[1],
                   output_type="pil", num_images_per_prompt=len(images))
-    steps = kwargs["num_inference_steps"]
-    steps_run = max(1, steps - int(steps - steps * stage.strength))
+    steps_run = img2img_steps(kwargs["num_inference_steps"], stage.strength)
     out, run.stopped_at = run.run_pipeline(pipe, kwargs, seeds, steps_run, target.final,
                                            stage=("hires fix", run.index, run.total))
     if run.stopped_at is not None:
@@ -192,6 +197,39 @@ def _hires_infotext(stage: HiresStage, request, upscaler: str, steps: int, targe
     return values
 
 
+def img2img_steps(steps: int, strength: float) -> int:
+    """The steps an img2img call at `strength` runs (diffusers skips the first 1 - strength of them)."""
+    return max(1, steps - int(steps - steps * strength))
+
+
+def run_refine(run: StageRun, stage: RefineStage, images: list, seeds: list[int]) -> list:
+    """The pictures denoised again by another model with the same seeds, its own defaults where the
+    stage sets none; the job's add-ons (LoRAs) were for the first model and do not follow."""
+    request = run.job.request
+    loaded = run.load_model(stage.model)
+    family, entry = loaded.family, loaded.entry
+    defaults = family.defaults_for(entry.variant, entry.path)
+    second = request.model_copy(update={
+        "prompt": stage.prompt or request.prompt, "negative_prompt": stage.negative_prompt or request.negative_prompt,
+        "steps": stage.steps or None, "cfg_scale": stage.cfg_scale, "guidance": stage.guidance})
+    kwargs = family.call_kwargs(second, defaults)
+    size = images[0].size
+    kwargs.update(image=[image.convert("RGB") for image in images], strength=stage.strength, width=size[0],
+                  height=size[1], output_type="pil", num_images_per_prompt=len(images))
+    steps = kwargs["num_inference_steps"]
+    run.values.update({"Refiner": f"{entry.name} [{loaded.model_hash}]" if loaded.model_hash else entry.name,
+                       "Refiner denoise": stage.strength, "Refiner steps": steps})
+    out, run.stopped_at = run.run_pipeline(loaded.pipeline_for("img2img"), kwargs, seeds,
+                                           img2img_steps(steps, stage.strength), size,
+                                           stage=("refine", run.index, run.total), model=loaded)
+    if run.stopped_at is not None:
+        run.values["Refiner stopped at step"] = f"{run.stopped_at}/{img2img_steps(steps, stage.strength)}"
+    return out
+
+
 STAGE_RUNNERS: dict[str, Callable[[StageRun, Any, list, list[int]], list]] = {
     "hires": run_hires,
+    "refine": run_refine,
 }
+# Stages that run once per job after every batch's other passes (they load another model: one swap).
+AFTER_ALL_BATCHES = frozenset({"refine"})

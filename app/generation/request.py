@@ -5,7 +5,7 @@ Validated before any model loads. Errors name the field and the allowed range (s
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -68,8 +68,27 @@ class HiresStage(BaseModel):
     save_first_pass: bool = False
 
 
-# Stages after the first pass, discriminated on `kind` as refine, tiled refine and outpaint join it.
-Stage = HiresStage
+class RefineStage(BaseModel):
+    """The pictures denoised again by another model, same seeds: FLUX schnell's draft, dev's final.
+
+    Runs once after every batch's earlier passes, so the models swap once per job. strength: how much of
+    the refining model's schedule it runs (A1111's refiner switching at 0.8 is strength 0.2). steps 0,
+    cfg_scale / guidance None: the refining model's defaults. prompt / negative_prompt "": the job's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["refine"] = "refine"
+    model: str = Field(min_length=1, max_length=255)
+    strength: float = Field(0.35, gt=0.0, le=1.0, allow_inf_nan=False)
+    steps: int = Field(0, ge=0, le=MAX_STEPS)
+    cfg_scale: float | None = Field(None, ge=0.0, le=30.0)
+    guidance: float | None = Field(None, ge=0.0, le=30.0)
+    prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
+    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
+
+
+# Stages after the first pass, discriminated on `kind` as tiled refine and outpaint join them.
+Stage = Annotated[Union[HiresStage, RefineStage], Field(discriminator="kind")]
 
 
 class GenerationRequest(BaseModel):
@@ -100,7 +119,7 @@ class GenerationRequest(BaseModel):
     save: bool = True
     preview_every: int = Field(0, ge=0, le=MAX_STEPS, description="decode a preview every N steps (0: never)")
     addons: tuple[AddOn, ...] = Field((), max_length=MAX_ADDONS, description="LoRAs (and later other add-ons)")
-    stages: tuple[Stage, ...] = Field((), max_length=MAX_STAGES, description="passes after the first (hires fix)")
+    stages: tuple[Stage, ...] = Field((), max_length=MAX_STAGES, description="passes after the first (hires fix, refine)")
 
     @field_validator("width", "height")
     @classmethod
@@ -149,13 +168,23 @@ class GenerationRequest(BaseModel):
         for i, stage in enumerate(self.stages):
             if stage.kind == "hires" and self.task != "txt2img":
                 raise ValueError(f"stages[{i}]: hires fix follows a txt2img first pass; {self.task} takes none")
-        if sum(stage.kind == "hires" for stage in self.stages) > 1:
-            raise ValueError("stages: one hires fix per job")
+            if stage.kind == "refine" and self.task == "inpaint":
+                raise ValueError(f"stages[{i}]: refine follows txt2img or img2img; inpaint keeps the pixels outside "
+                                 "the mask exactly, which refining the whole picture would not")
+        for kind, name in (("hires", "hires fix"), ("refine", "refine")):
+            if sum(stage.kind == kind for stage in self.stages) > 1:
+                raise ValueError(f"stages: one {name} per job")
+        kinds = [stage.kind for stage in self.stages]
+        if "refine" in kinds and kinds[-1] != "refine":
+            raise ValueError("stages: refine comes last (it runs after every batch's other passes)")
         return self
 
     @property
     def total_images(self) -> int:
         return self.batch_size * self.batch_count
+
+
+UNION_TAGS = {"lora": LoraAddon, "hires": HiresStage, "refine": RefineStage}  # kind -> its model
 
 
 def validate_request(**fields: Any) -> GenerationRequest:
@@ -175,7 +204,8 @@ def invalid_request_from(exc: ValidationError) -> InvalidRequest:
         loc, _, msg = msg.partition(":")
         msg = msg.strip()
     if err.get("type") == "extra_forbidden":
-        model = LoraAddon if loc.startswith("addons[") else HiresStage if loc.startswith("stages[") else GenerationRequest
+        tag = next((part for part in err.get("loc", ()) if part in UNION_TAGS), None)
+        model = UNION_TAGS.get(tag, GenerationRequest)
         allowed = ", ".join(sorted(model.model_fields))
         msg = f"is not a request field (allowed: {allowed})"
     elif err.get("type") == "string_too_long":
@@ -202,7 +232,7 @@ def _field_path(loc) -> str:
             continue
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("lora", "hires") and out.endswith("]"):  # pydantic's union tag, not a field
+        elif part in UNION_TAGS and out.endswith("]"):  # pydantic's union tag, not a field
             continue
         else:
             out += f".{part}" if out else str(part)

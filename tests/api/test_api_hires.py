@@ -53,3 +53,23 @@ def test_a_bad_hires_field_is_a_422_naming_it(live_api, tiny):
     too_large = live_api.post("txt2img", {**tiny, "enable_hr": True, "hr_scale": 20})
     assert too_large.status_code == 422 and "hr_scale" in too_large.text
     assert live_api.post("txt2img", tiny).status_code == 200  # and it keeps serving
+
+
+def test_refiner_checkpoint_refines_with_the_other_model_after_refiner_switch_at(live_api, tiny):
+    sd3 = next(m["title"] for m in live_api.get("sd-models").json() if m["model_name"] == "easel-demo-sd3")
+    body = generate(live_api, {**tiny, "refiner_checkpoint": sd3, "refiner_switch_at": 0.6})
+    info = json.loads(body["info"])
+    params = parse_infotext(info["infotexts"][0]).params
+    assert params["Refiner"].startswith("easel-demo-sd3") and float(params["Refiner denoise"]) == 0.4
+    assert params["Seed"] == "1" and not {"refiner_checkpoint", "refiner_switch_at"} & set(info["ignored_fields"])
+    plain = decode_png(generate(live_api, {**tiny, "refiner_checkpoint": "None"})["images"][0])
+    assert decode_png(body["images"][0]).size == plain.size == (64, 64)
+    assert decode_png(body["images"][0]).tobytes() != plain.tobytes()
+
+
+def test_a_bad_refiner_field_is_a_4xx_naming_it(live_api, tiny):
+    unknown = live_api.post("txt2img", {**tiny, "refiner_checkpoint": "sdxl_refiner_9"})
+    assert unknown.status_code == 404 and "refiner_checkpoint" in unknown.text
+    wrong = live_api.post("txt2img", {**tiny, "refiner_checkpoint": "easel-demo-sd3", "refiner_switch_at": 1.5})
+    assert wrong.status_code == 422 and "refiner_switch_at" in wrong.text
+    assert live_api.post("txt2img", tiny).status_code == 200

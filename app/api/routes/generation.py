@@ -52,7 +52,7 @@ async def _generate(ctx: ApiContext, body: GenerationBody, translation: Translat
     try:
         finished = await ctx.jobs.run(translation.request)
     except InvalidRequest as exc:  # checked at submit (an upscaler's name): say it with the client's field
-        raise InvalidRequest(a1111_field(exc.field), exc.message) from None
+        raise InvalidRequest(a1111_field(exc.field, translation.request.stages), exc.message) from None
     return await to_thread.run_sync(_response, ctx, body, translation, finished)
 
 
