@@ -1,6 +1,7 @@
-"""The hires fix on the shipped demo models, judged by pixels: a 64 px draft upscaled to 128 px and
-denoised again keeps the draft's shape colour and background, and the second pass really repaints (it
-is not the draft merely resized)."""
+"""Multi-stage jobs on the shipped demo models, judged by pixels: the hires fix (a 64 px draft upscaled
+to 128 px and denoised again keeps the draft's shape colour and background, and the second pass really
+repaints: it is not the draft merely resized); a refine with the other demo model keeps the seed's
+picture and its colours."""
 
 import numpy as np
 import pytest
@@ -45,3 +46,18 @@ def test_hires_64_to_128_keeps_the_drafts_colours_and_repaints_at_the_new_size(e
         repainted += np.abs(np.asarray(final).astype(int) - resized).mean() > 5.0
     assert kept / len(SEEDS) >= 0.9, f"the draft's colours kept in {kept}/{len(SEEDS)} seeds"
     assert repainted / len(SEEDS) >= 0.9, f"the second pass changed the picture in {repainted}/{len(SEEDS)} seeds"
+
+
+def test_refine_with_the_other_demo_model_keeps_the_colours_and_changes_the_pixels(engine):
+    first, second = "flux", "sd3"
+    kept, changed = 0, 0
+    for seed in SEEDS:
+        spec = SPECS[(seed * 5) % len(SPECS)]
+        draft = make(engine, first, spec.caption, seed)
+        final = make(engine, first, spec.caption, seed, stages=[{"kind": "refine", "model": MODELS[second],
+                                                                  "strength": 0.5}])
+        kept += (shape_colour(final, spec), background_colour(final)) == (shape_colour(draft, spec),
+                                                                          background_colour(draft))
+        changed += np.abs(np.asarray(final).astype(int) - np.asarray(draft).astype(int)).mean() > 2.0
+    assert kept / len(SEEDS) >= 0.9, f"the draft's colours kept in {kept}/{len(SEEDS)} seeds"
+    assert changed / len(SEEDS) >= 0.9, f"the refine changed the picture in {changed}/{len(SEEDS)} seeds"
