@@ -63,7 +63,7 @@ def build_ui(context: UIContext, extensions=None, gate: ChangeGate = LOCAL) -> g
 
 def _wire_models(ui, context: UIContext, top, gen: dict[str, GenerationTab], upscale: dict, models: dict) -> None:
     default_outputs = [comp for t in gen.values() for comp in t.controls.default_components()]
-    hires = gen["txt2img"].hires
+    hires, refine_model = gen["txt2img"].hires, gen["txt2img"].refine.model
 
     def apply_defaults(model_name, preset_name):
         update = {top.memory: memory_html(context, model_name)}
@@ -80,7 +80,8 @@ def _wire_models(ui, context: UIContext, top, gen: dict[str, GenerationTab], ups
         pixel = upscaler_names(context)
         update = {top.model: gr.update(choices=choices, value=current),
                   upscale["upscaler"]: gr.update(choices=pixel, value="Lanczos"),
-                  hires.upscaler: gr.update(choices=upscaler_choices(pixel))}
+                  hires.upscaler: gr.update(choices=upscaler_choices(pixel)),
+                  refine_model: gr.update(choices=choices)}
         update.update(apply_defaults(current, preset_name))
         update.update(models["load"]())
         return update
@@ -88,12 +89,13 @@ def _wire_models(ui, context: UIContext, top, gen: dict[str, GenerationTab], ups
     def on_refresh(model_name):
         choices = context.model_choices(refresh=True)
         names = [name for _, name in choices]
-        return gr.update(choices=choices, value=model_name if model_name in names else (names[0] if names else None))
+        return (gr.update(choices=choices, value=model_name if model_name in names else (names[0] if names else None)),
+                gr.update(choices=choices))
 
-    load_outputs = [top.model, top.memory, upscale["upscaler"], hires.upscaler, models["table"], models["device"],
-                    *default_outputs]
+    load_outputs = [top.model, top.memory, upscale["upscaler"], hires.upscaler, refine_model, models["table"],
+                    models["device"], *default_outputs]
     ui.load(on_load, inputs=top.preset, outputs=load_outputs, api_visibility="private")
-    top.refresh.click(on_refresh, inputs=top.model, outputs=top.model, api_visibility="private")
+    top.refresh.click(on_refresh, inputs=top.model, outputs=[top.model, refine_model], api_visibility="private")
     for trigger in (top.model.input, top.preset.input):
         trigger(apply_defaults, inputs=[top.model, top.preset], outputs=[top.memory, *default_outputs],
                 api_visibility="private")

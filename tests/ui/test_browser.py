@@ -113,6 +113,23 @@ def test_hires_fix_from_its_accordion_doubles_the_picture(page):
     page.locator("#txt2img_enable_hr input[type=checkbox]").uncheck()
 
 
+def test_render_final_refines_the_selected_seed_with_the_other_model(page):
+    page.get_by_role("tab", name="txt2img").click()
+    page.locator("#txt2img_seed input").fill("4242")
+    page.locator("#txt2img_generate").click()
+    wait_for_value(page, "#txt2img_infotext textarea", "Seed: 4242,")  # this draft's, not the last picture's
+    seed = "4242"
+    page.locator("#txt2img_seed input").fill("-1")  # the final takes the selected picture's seed, not this box
+    page.locator("#txt2img_refine").get_by_text("Refine with another model").click()
+    page.locator("#txt2img_refine_model input").click()
+    page.get_by_role("option", name=re.compile("easel-demo-sd3")).click()
+    page.locator("#txt2img_render_final").click()
+    wait_for_value(page, "#txt2img_infotext textarea", "Refiner: easel-demo-sd3")
+    final = page.locator("#txt2img_infotext textarea").input_value()
+    assert f"Seed: {seed}," in final and "Model: easel-demo-flux" in final
+    page.screenshot(path=str(ARTIFACTS / "06-render-final.png"), full_page=True)
+
+
 def test_screenshots_of_every_tab(page):
     for name in ["txt2img", "img2img", "inpaint", "Upscale", "PNG Info", "Models", "Settings", "Extensions"]:
         page.get_by_role("tab", name=name).click()

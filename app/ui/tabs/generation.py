@@ -14,6 +14,7 @@ from app.generation.request import validate_request
 from app.ui.context import UIContext, size_for_aspect
 from app.ui.controls import GenerationControls, build_generation_controls
 from app.ui.hires_controls import HiresControls, build_hires_controls
+from app.ui.refine_controls import RefineControls, build_refine_controls
 from app.ui.lora_picker import LoraPicker, build_lora_picker, wire_lora_picker
 from app.ui.results import ResultsPanel, build_results_panel, stream_job, wire_cancel_buttons
 
@@ -29,6 +30,7 @@ class GenerationTab:
     results: ResultsPanel
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific components by name
     hires: HiresControls | None = None  # txt2img's hires fix
+    refine: RefineControls | None = None  # txt2img's refine with another model
 
 
 def build_generation_tab(task: str, context: UIContext, top) -> GenerationTab:
@@ -43,9 +45,10 @@ def build_generation_tab(task: str, context: UIContext, top) -> GenerationTab:
 
             controls = build_generation_controls(task, between=between)
             hires = build_hires_controls(task) if task == "txt2img" else None
+            refine = build_refine_controls(task) if task == "txt2img" else None
         with gr.Column(scale=5, elem_classes=["results-column"]):
             results = build_results_panel(task)
-    tab = GenerationTab(task, controls, results, extra, hires)
+    tab = GenerationTab(task, controls, results, extra, hires, refine)
     _wire(tab, context, top)
     wire_lora_picker(pickers[0], context, controls.prompt, top.model)
     return tab
@@ -99,14 +102,18 @@ def editor_image_and_mask(value) -> tuple[Image.Image | None, Image.Image | None
 
 def _wire(tab: GenerationTab, context: UIContext, top) -> None:
     c, r, x = tab.controls, tab.results, tab.extra
-    inputs = c.inputs() | set(x.values()) | {top.model, top.preset} | (tab.hires.inputs() if tab.hires else set())
+    inputs = c.inputs() | set(x.values()) | {top.model, top.preset}
+    for stage_controls in (tab.hires, tab.refine):
+        if stage_controls is not None:
+            inputs |= stage_controls.inputs()
 
-    def make_request(data: dict):
+    def request_fields(data: dict, *, refine_required: bool = False) -> dict:
         fields = c.request_fields(data, context, data[top.preset])
         fields.update(task=tab.task, model=data[top.model] or None, preview_every=context.preview_every)
-        hires = tab.hires.stage_fields(data) if tab.hires else None
-        if hires:
-            fields["stages"] = [hires]
+        stages = [tab.hires.stage_fields(data) if tab.hires else None,
+                  tab.refine.stage_fields(data, required=refine_required) if tab.refine else None]
+        if any(stages):
+            fields["stages"] = [stage for stage in stages if stage]
         if tab.task == "img2img":
             fields.update(image=data[x["image"]], strength=float(data[x["strength"]]),
                           resize_mode=data[x["resize_mode"]])
@@ -124,6 +131,18 @@ def _wire(tab: GenerationTab, context: UIContext, top) -> None:
                           resize_mode=data[x["resize_mode"]], mask_blur=int(data[x["mask_blur"]]),
                           masked_content=data[x["masked_content"]], inpaint_only_masked=bool(data[x["inpaint_area"]]),
                           inpaint_padding=int(data[x["padding"]]))
+        return fields
+
+    def make_request(data: dict):
+        return validate_request(**request_fields(data))
+
+    def make_final_request(data: dict):
+        """The selected picture again from its seed, refined with the chosen model, in one job."""
+        seeds, selected = data[r.seeds] or [], data[r.selected] or 0
+        if not seeds:
+            raise InvalidRequest("seed", "generate a picture first, then select the one to render")
+        fields = request_fields(data, refine_required=True)
+        fields.update(seed=seeds[selected if 0 <= selected < len(seeds) else 0], batch_count=1, batch_size=1)
         return validate_request(**fields)
 
     outputs = [r.progress, r.gallery, r.job_id, r.paths, r.infotexts, r.seeds, r.selected, r.infotext]
@@ -131,6 +150,10 @@ def _wire(tab: GenerationTab, context: UIContext, top) -> None:
                      show_progress="hidden", api_name=tab.task)
     c.prompt.submit(stream_job(context, r, make_request), inputs=inputs, outputs=outputs, concurrency_limit=None,
                     show_progress="hidden", api_visibility="private")
+    if tab.refine is not None:
+        tab.refine.render_final.click(stream_job(context, r, make_final_request), inputs=inputs | {r.seeds, r.selected},
+                                      outputs=outputs, concurrency_limit=None, show_progress="hidden",
+                                      api_visibility="private")
     wire_cancel_buttons(r, context)
     c.reuse_seed.click(lambda seeds, i: seeds[i] if seeds and i < len(seeds) else -1, inputs=[r.seeds, r.selected],
                        outputs=c.seed, show_progress="hidden", api_visibility="private")
