@@ -89,9 +89,12 @@ def check_stages(request, family, upscalers: Callable[[], list], resolve_model: 
             check_hires_upscaler(hires_upscaler_name(stage, family), upscalers(), index)
         elif stage.kind == "refine":
             try:
-                resolve_model(stage.model)
+                entry = resolve_model(stage.model)
             except ModelNotFound as exc:
                 raise InvalidRequest(f"stages[{index}].model", str(exc)) from None
+            if not entry.ready:  # found at submit, not after the drafts are made and would be lost
+                problems = "; ".join(entry.problems) or entry.status
+                raise InvalidRequest(f"stages[{index}].model", f"{entry.name} cannot be loaded: {problems}")
 
 
 @dataclass
