@@ -21,7 +21,7 @@ from app.catalog.entry import ModelEntry
 from app.engine.jobs import GenerationResult, Job, JobNotFound
 from app.engine.manager import ModelManager
 from app.engine.recent import RecentJobs
-from app.engine.runner import run_job
+from app.engine.runner import resolve_size, run_job
 from app.engine.stages import check_stages
 from app.engine.worker import Worker
 from app.errors import EaselError, InvalidRequest, ModelNotFound
@@ -163,7 +163,9 @@ class Engine:
         if request.addons:  # a LoRA that does not fit fails here, named (a broken model fails at its load)
             resolve_addons(request, self._addon_context(entry))
         if request.stages:
-            check_stages(request, family_for(entry.family), self.upscalers, self.resolve_model)
+            family = family_for(entry.family)
+            size = resolve_size(request, family.defaults_for(entry.variant, entry.path))
+            check_stages(request, family, self.upscalers, self.resolve_model, (size.width, size.height))
         job = Job(request, source=source, model=entry.name)
         self._recent_jobs.add(job)
         self._worker.submit(job)

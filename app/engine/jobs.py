@@ -49,6 +49,8 @@ class Progress:
     stage: str = ""  # the pass running in a job of several ("first pass", "hires fix"); "" in one-pass jobs
     stage_index: int = 0
     total_stages: int = 1
+    tile: int = 0  # which tile (0-based) of a tiled pass; total_tiles 0 in passes that are not tiled
+    total_tiles: int = 0
 
     @property
     def fraction(self) -> float:
@@ -56,15 +58,20 @@ class Progress:
             return 1.0
         if not self.total_steps:
             return 0.0
-        in_batch = (self.stage_index + self.step / self.total_steps) / max(1, self.total_stages)
+        in_stage = self.step / self.total_steps
+        if self.total_tiles:
+            in_stage = (self.tile + in_stage) / self.total_tiles
+        in_batch = (self.stage_index + in_stage) / max(1, self.total_stages)
         return min(1.0, (self.batch + in_batch) / self.total_batches)
 
     @property
     def where(self) -> str:
-        """"batch 1/2 · hires fix 2/2 · step 5/10", the parts that say something."""
+        """"batch 1/2 · hires fix 2/2 · step 5/10" ("· tile 3/16" in a tiled pass), the parts that say something."""
         parts = [f"batch {self.batch + 1}/{self.total_batches}"] if self.total_batches > 1 else []
         if self.stage:
             parts.append(f"{self.stage} {self.stage_index + 1}/{self.total_stages}")
+        if self.total_tiles:
+            parts.append(f"tile {self.tile + 1}/{self.total_tiles}")
         return " · ".join([*parts, f"step {self.step}/{self.total_steps}"])
 
 

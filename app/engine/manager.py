@@ -193,10 +193,11 @@ def workload_for(entry: ModelEntry, request=None) -> Workload:
         return Workload()
     if request is None:
         return Workload(1, defaults.width, defaults.height)
-    from app.engine.stages import final_size
+    from app.engine.stages import pass_sizes
 
     geometry = resolve_size(request, defaults)
-    return Workload(request.batch_size, *final_size(request, geometry.width, geometry.height))
+    largest = max(pass_sizes(request, geometry.width, geometry.height), key=lambda size: size[0] * size[1])
+    return Workload(request.batch_size, *largest)
 
 
 # Which folder of a diffusers pipeline (per family) or which single-file part plays which memory role.

@@ -14,7 +14,7 @@ from app.errors import InvalidRequest
 from app.families.base import VariantDefaults
 from app.addons.base import Prepared
 from app.addons.prompt_tags import strip_lora_tags
-from app.engine.stages import AFTER_ALL_BATCHES, STAGE_RUNNERS, StageRun, final_size
+from app.engine.stages import AFTER_ALL_BATCHES, STAGE_RUNNERS, StageRun, pass_sizes
 from app.engine.task_inputs import TASK_INPUTS
 from app.generation.infotext import Infotext, format_infotext
 from app.generation.request import MAX_SEED, SIZE_MULTIPLE, GenerationRequest
@@ -71,9 +71,10 @@ class StepReporter:
     """callback_on_step_end: reports progress, makes previews, and stops the pipeline when asked."""
 
     def __init__(self, job: Job, *, total_steps: int, batch: int, previewer, preview_every: int,
-                 geometry: Geometry, unpack_latents, vae_config, hooks=None, stage=("", 0, 1)):
+                 geometry: Geometry, unpack_latents, vae_config, hooks=None, stage=("", 0, 1), tile=(0, 0)):
         self.job, self.total_steps, self.batch = job, total_steps, batch
         self.stage, self.stage_index, self.total_stages = stage
+        self.tile, self.total_tiles = tile
         self.previewer, self.preview_every = previewer, preview_every
         self.geometry, self.unpack_latents, self.vae_config = geometry, unpack_latents, vae_config
         self.started = time.perf_counter()
@@ -88,11 +89,13 @@ class StepReporter:
         per_step = elapsed / max(1, self.steps_run)
         remaining_batches = self.job.request.batch_count - self.batch - 1
         eta = per_step * ((self.total_steps - done) + remaining_batches * self.total_steps)
+        if self.total_tiles:  # a tiled pass: each tile still to come is another call of total_steps
+            eta += per_step * self.total_steps * (self.total_tiles - self.tile - 1)
         preview = self._preview(pipe, callback_kwargs, done)
         self.job.report(Progress(job_id=self.job.id, state=RUNNING, step=done, total_steps=self.total_steps,
                                  batch=self.batch, total_batches=self.job.request.batch_count,
                                  eta_seconds=eta, preview=preview, stage=self.stage, stage_index=self.stage_index,
-                                 total_stages=self.total_stages))
+                                 total_stages=self.total_stages, tile=self.tile, total_tiles=self.total_tiles))
         if self.hooks is not None:  # never raises: a failing extension is recorded and skipped
             self.hooks.step_end(self.job, done, self.total_steps, callback_kwargs.get("latents"))
         if self.job.cancel.stop_current_batch():
@@ -140,8 +143,8 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
     defaults = family.defaults_for(entry.variant, entry.path)
     geometry = resolve_size(request, defaults)
     pipe = loaded.pipeline_for(request.task)
-    check_model_limits(pipe, family, geometry)
-    check_model_limits(pipe, family, Geometry(*final_size(request, geometry.width, geometry.height)))
+    for size in pass_sizes(request, geometry.width, geometry.height):
+        check_model_limits(pipe, family, Geometry(*size))
 
     result = GenerationResult(model=entry.name)
     started = time.perf_counter()
@@ -169,10 +172,10 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
     def run_pipeline_for(batch):
         """The pipeline call of one batch's passes; `model`: another loaded model than the job's (refine)."""
         def run_pipeline(pipe_, kwargs_, seeds_, steps_run, size, stage=("first pass" if passes > 1 else "", 0, passes),
-                         model=None):
+                         model=None, tile=(0, 0)):
             preview = previewer if model is None else (model.previewer if request.preview_every else None)
             return _run_pipeline(job, pipe_, kwargs_, seeds_, batch, steps_run, preview, Geometry(*size),
-                                 (model or loaded).family.unpack_latents, request.preview_every, hooks, stage)
+                                 (model or loaded).family.unpack_latents, request.preview_every, hooks, stage, tile)
         return run_pipeline
 
     def run_stages(draft: BatchDraft, stages) -> None:
@@ -250,13 +253,13 @@ def _save(store, result: GenerationResult, image, request, text: str, seed: int,
 
 
 def _run_pipeline(job, pipe, kwargs, seeds, batch, total_steps, previewer, geometry, unpack_latents, preview_every,
-                  hooks=None, stage=("", 0, 1)):
+                  hooks=None, stage=("", 0, 1), tile=(0, 0)):
     """(the images, the number of steps they got when an interrupt or skip stopped them early, else None)."""
     import torch
 
     reporter = StepReporter(job, total_steps=total_steps, batch=batch, previewer=previewer,
                             preview_every=preview_every, geometry=geometry, unpack_latents=unpack_latents,
-                            vae_config=pipe.vae.config, hooks=hooks, stage=stage)
+                            vae_config=pipe.vae.config, hooks=hooks, stage=stage, tile=tile)
     # CPU generators: a seed gives the same noise on any device, and image i depends only on seeds[i].
     generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]
     with torch.inference_mode():

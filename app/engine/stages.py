@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from app.errors import InvalidRequest, ModelNotFound
+from app.engine.tiled_stage import (check_tiled_upscale, run_tiled_upscale, same_model_pass, tile_size,
+                                    upscales_the_input)
 from app.generation.request import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, HiresStage, RefineStage
 
 # A1111's latent upscale modes: name -> (torch interpolate mode, antialias).
@@ -62,12 +64,17 @@ def hires_size(width: int, height: int, stage: HiresStage) -> HiresSize:
     return HiresSize(cover, final)
 
 
-def final_size(request, width: int, height: int) -> tuple[int, int]:
-    """The size a job's last pass makes (the memory plan sizes the job by it)."""
+def pass_sizes(request, width: int, height: int) -> list[tuple[int, int]]:
+    """The sizes a job's pipeline calls run at, `width` x `height` being its first pass's (the memory
+    plan sizes the job by the largest; each must fit the model). A tiled upscale's calls are its tiles."""
+    tiles_first = bool(request.stages) and request.stages[0].kind == "tiled_upscale"
+    sizes = [] if tiles_first and upscales_the_input(request, 1) else [(width, height)]
     for stage in request.stages:
         if stage.kind == "hires":
-            width, height = hires_size(width, height, stage).final
-    return width, height
+            sizes.append(hires_size(width, height, stage).final)
+        elif stage.kind == "tiled_upscale":
+            sizes.append(tile_size(stage, width, height))
+    return sizes or [(width, height)]
 
 
 def hires_upscaler_name(stage: HiresStage, family) -> str:
@@ -82,10 +89,18 @@ def check_hires_upscaler(name: str, upscalers: list, index: int) -> None:
     raise InvalidRequest(f"stages[{index}].upscaler", f"no upscaler named {name!r} (available: {', '.join(allowed)})")
 
 
-def check_stages(request, family, upscalers: Callable[[], list], resolve_model: Callable[[str], Any]) -> None:
-    """At submit: every stage's names exist (InvalidRequest naming stages[i].field)."""
+def check_stages(request, family, upscalers: Callable[[], list], resolve_model: Callable[[str], Any],
+                 size: tuple[int, int]) -> None:
+    """At submit: every stage's names exist and its picture fits (InvalidRequest naming stages[i].field).
+    `size`: the job's first pass's."""
+    picture = size
     for index, stage in enumerate(request.stages):
-        if stage.kind == "hires":
+        if stage.kind == "tiled_upscale":
+            source = request.image.size if upscales_the_input(request, index + 1) else picture
+            check_tiled_upscale(stage, index, source, upscalers())
+            picture = (round(source[0] * stage.scale), round(source[1] * stage.scale))
+        elif stage.kind == "hires":
+            picture = hires_size(*size, stage).final
             check_hires_upscaler(hires_upscaler_name(stage, family), upscalers(), index)
         elif stage.kind == "refine":
             try:
@@ -155,12 +170,7 @@ def run_hires(run: StageRun, stage: HiresStage, images: list, seeds: list[int]) 
     target = hires_size(run.width, run.height, stage)
     name = hires_upscaler_name(stage, family)
     pipe = run.loaded.pipeline_for("img2img")
-    second = request.model_copy(update={
-        "prompt": stage.prompt or request.prompt, "negative_prompt": stage.negative_prompt or request.negative_prompt,
-        "steps": stage.steps or run.kwargs["num_inference_steps"],
-        "cfg_scale": stage.cfg_scale if stage.cfg_scale is not None else request.cfg_scale,
-        "guidance": stage.guidance if stage.guidance is not None else request.guidance})
-    kwargs = family.call_kwargs(second, run.defaults)
+    kwargs = family.call_kwargs(same_model_pass(request, stage, run.kwargs["num_inference_steps"]), run.defaults)
     run.values.update(_hires_infotext(stage, request, name, kwargs["num_inference_steps"], target, family, kwargs))
     if stage.strength == 0:  # nothing to denoise: the upscaled pictures as they are
         return _pixel_upscale(run, images, "Lanczos" if name.lower() in LATENT_NAMES else name, target)
@@ -233,6 +243,7 @@ def run_refine(run: StageRun, stage: RefineStage, images: list, seeds: list[int]
 STAGE_RUNNERS: dict[str, Callable[[StageRun, Any, list, list[int]], list]] = {
     "hires": run_hires,
     "refine": run_refine,
+    "tiled_upscale": run_tiled_upscale,
 }
 # Stages that run once per job after every batch's other passes (they load another model: one swap).
 AFTER_ALL_BATCHES = frozenset({"refine"})

@@ -38,7 +38,8 @@ def img2img_inputs(request, width: int, height: int, seed: int) -> TaskInputs:
                         infotext={"Denoising strength": request.strength})
     if request.strength == 0:
         inputs.unchanged = image
-        inputs.warnings.append("denoising strength 0: the input image is returned unchanged")
+        if not request.stages:  # a later stage (a tiled upscale, a refine) still works on it
+            inputs.warnings.append("denoising strength 0: the input image is returned unchanged")
     return inputs
 
 

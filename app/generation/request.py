@@ -87,8 +87,44 @@ class RefineStage(BaseModel):
     negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
 
 
-# Stages after the first pass, discriminated on `kind` as tiled refine and outpaint join them.
-Stage = Annotated[Union[HiresStage, RefineStage], Field(discriminator="kind")]
+MAX_TILED_OUTPUT = MAX_SIZE * 2  # a side of a tiled upscale's picture (only its tiles go through the model)
+
+
+class TiledUpscaleStage(BaseModel):
+    """A1111's SD upscale: the pictures upscaled `scale` times by a pixel upscaler, then denoised again
+    by the job's model tile by tile (tiles overlapping by `overlap` px, blended with feathered edges), so
+    memory stays that of one tile whatever the picture's size.
+
+    tile_width / tile_height 0: the job's size (A1111's SD upscale takes the img2img size as its tile).
+    On an img2img job at denoising strength 0 the input itself is upscaled, as it is: the Upscale tab's
+    and A1111's img2img script. upscaler "": Lanczos. steps 0, cfg_scale / guidance None, prompt "": the
+    job's. Every tile of a picture takes the picture's seed, as A1111's script does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["tiled_upscale"] = "tiled_upscale"
+    scale: float = Field(2.0, ge=1.0, le=MAX_HIRES_SCALE, allow_inf_nan=False)
+    upscaler: str = Field("", max_length=255)
+    tile_width: int = Field(0, ge=0, le=MAX_SIZE)
+    tile_height: int = Field(0, ge=0, le=MAX_SIZE)
+    overlap: int = Field(64, ge=0, le=MAX_SIZE // 2)
+    strength: float = Field(0.3, ge=0.0, le=1.0, allow_inf_nan=False)
+    steps: int = Field(0, ge=0, le=MAX_STEPS)
+    cfg_scale: float | None = Field(None, ge=0.0, le=30.0)
+    guidance: float | None = Field(None, ge=0.0, le=30.0)
+    prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
+    negative_prompt: str = Field("", max_length=MAX_PROMPT_CHARS)
+
+    @field_validator("tile_width", "tile_height")
+    @classmethod
+    def _tile_multiple_of_16(cls, v: int) -> int:
+        if v and (v % SIZE_MULTIPLE or v < MIN_SIZE):
+            raise ValueError(f"must be 0 (the job's size) or a multiple of {SIZE_MULTIPLE} from {MIN_SIZE}")
+        return v
+
+
+# Stages after the first pass, discriminated on `kind` as outpaint joins them.
+Stage = Annotated[Union[HiresStage, RefineStage, TiledUpscaleStage], Field(discriminator="kind")]
 
 
 class GenerationRequest(BaseModel):
@@ -119,7 +155,7 @@ class GenerationRequest(BaseModel):
     save: bool = True
     preview_every: int = Field(0, ge=0, le=MAX_STEPS, description="decode a preview every N steps (0: never)")
     addons: tuple[AddOn, ...] = Field((), max_length=MAX_ADDONS, description="LoRAs (and later other add-ons)")
-    stages: tuple[Stage, ...] = Field((), max_length=MAX_STAGES, description="passes after the first (hires fix, refine)")
+    stages: tuple[Stage, ...] = Field((), max_length=MAX_STAGES, description="passes after the first (hires fix, tiled upscale, refine)")
 
     @field_validator("width", "height")
     @classmethod
@@ -168,13 +204,15 @@ class GenerationRequest(BaseModel):
         for i, stage in enumerate(self.stages):
             if stage.kind == "hires" and self.task != "txt2img":
                 raise ValueError(f"stages[{i}]: hires fix follows a txt2img first pass; {self.task} takes none")
-            if stage.kind == "refine" and self.task == "inpaint":
-                raise ValueError(f"stages[{i}]: refine follows txt2img or img2img; inpaint keeps the pixels outside "
-                                 "the mask exactly, which refining the whole picture would not")
-        for kind, name in (("hires", "hires fix"), ("refine", "refine")):
+            if stage.kind in ("refine", "tiled_upscale") and self.task == "inpaint":
+                raise ValueError(f"stages[{i}]: {stage.kind.replace('_', ' ')} follows txt2img or img2img; inpaint "
+                                 "keeps the pixels outside the mask exactly, which refining the whole picture would not")
+        for kind, name in (("hires", "hires fix"), ("refine", "refine"), ("tiled_upscale", "tiled upscale")):
             if sum(stage.kind == kind for stage in self.stages) > 1:
                 raise ValueError(f"stages: one {name} per job")
         kinds = [stage.kind for stage in self.stages]
+        if "tiled_upscale" in kinds and "hires" in kinds[kinds.index("tiled_upscale"):]:
+            raise ValueError("stages: the hires fix comes before the tiled upscale")
         if "refine" in kinds and kinds[-1] != "refine":
             raise ValueError("stages: refine comes last (it runs after every batch's other passes)")
         return self
@@ -184,7 +222,7 @@ class GenerationRequest(BaseModel):
         return self.batch_size * self.batch_count
 
 
-UNION_TAGS = {"lora": LoraAddon, "hires": HiresStage, "refine": RefineStage}  # kind -> its model
+UNION_TAGS = {"lora": LoraAddon, "hires": HiresStage, "refine": RefineStage, "tiled_upscale": TiledUpscaleStage}  # kind -> its model
 
 
 def validate_request(**fields: Any) -> GenerationRequest:

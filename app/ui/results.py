@@ -103,18 +103,13 @@ def stream_job(context: UIContext, panel: ResultsPanel, make_request: Callable[[
             raise gr.Error(str(exc), duration=8) from None
         yield {panel.job_id: job.id, panel.progress: progress_html(job, context.engine.queue_position(job))}
         last_preview = None
-        seen = job.version
-        while not job.finished:
-            seen = await job.next_change(seen)
-            if job.finished:
-                break
+        async for _ in job_changes(job):
             update = {panel.progress: progress_html(job, context.engine.queue_position(job))}
             preview = job.latest_preview
             if preview is not None and preview is not last_preview:
                 last_preview = preview
                 update[panel.gallery] = [(preview, "preview")]
             yield update
-            await job.wait(UPDATE_SECONDS)  # a pause between updates; ends at once when the job does
         try:
             result = job.result()
         except EaselError as exc:
@@ -137,6 +132,17 @@ def stream_job(context: UIContext, panel: ResultsPanel, make_request: Callable[[
         }
 
     return run
+
+
+async def job_changes(job):
+    """Yields each time `job` changed, at most once per UPDATE_SECONDS, until it finishes (no thread waits)."""
+    seen = job.version
+    while not job.finished:
+        seen = await job.next_change(seen)
+        if job.finished:
+            return
+        yield
+        await job.wait(UPDATE_SECONDS)  # a pause between updates; ends at once when the job does
 
 
 def progress_html(job, position: int = -1, *, seconds: float | None = None, count: int | None = None) -> str:

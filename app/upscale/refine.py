@@ -1,6 +1,7 @@
-"""Upscale, then refine with diffusion tile by tile (SD upscale, as A1111's script does it).
+"""Refine a picture with diffusion tile by tile (SD upscale, as A1111's script does it): the tiles and
+their blending. The engine's tiled upscale stage (app/engine/tiled_stage.py) runs img2img on each tile.
 
-Each tile runs img2img at low strength through the engine, so memory stays bounded by the tile size
+Each tile runs img2img at low strength, so memory stays bounded by the tile size
 whatever the output size (a 4K picture is 16 tiles of 1024 px), and the tiles are blended with feathered
 edges where they overlap so no seams show.
 """
@@ -13,7 +14,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from app.generation.request import MIN_SIZE, SIZE_MULTIPLE, validate_request
+from app.generation.request import MIN_SIZE, SIZE_MULTIPLE
 
 
 @dataclass(frozen=True)
@@ -32,22 +33,24 @@ def _overlap(overlap: int, tile: int) -> int:
     return max(0, min(overlap, _tile_size(tile) // 2))
 
 
-def plan_tiles(width: int, height: int, tile: int, overlap: int) -> list[Tile]:
-    """Tiles covering the whole picture, each overlapping its neighbours by at least `overlap` px.
+def plan_tiles(width: int, height: int, tile: int, overlap: int, tile_height: int | None = None) -> list[Tile]:
+    """Tiles covering the whole picture, each overlapping its neighbours by at least `overlap` px;
+    `tile` px wide and `tile_height` (default: `tile`) px high.
 
     The tile size is a multiple of 16; the last tile of a row or column sits flush with the far edge
     (overlapping its neighbour more), so the picture need not be a multiple of the tile or of 16. A side
     shorter than a tile gets one tile that long (a multiple of 16 only if that side is one).
     """
-    tile, overlap = _tile_size(tile), _overlap(overlap, tile)
+    tile_w, tile_h = _tile_size(tile), _tile_size(tile_height or tile)
+    overlap = _overlap(overlap, min(tile_w, tile_h))
 
-    def starts(total: int) -> list[int]:
-        if total <= tile:
+    def starts(total: int, size: int) -> list[int]:
+        if total <= size:
             return [0]
-        return sorted(set(range(0, total - tile, tile - overlap)) | {total - tile})
+        return sorted(set(range(0, total - size, size - overlap)) | {total - size})
 
-    tw, th = min(tile, width), min(tile, height)
-    return [Tile(x, y, tw, th) for y in starts(height) for x in starts(width)]
+    tw, th = min(tile_w, width), min(tile_h, height)
+    return [Tile(x, y, tw, th) for y in starts(height, tile_h) for x in starts(width, tile_w)]
 
 
 def _ramp(length: int, ramp: int, fade_start: bool, fade_end: bool) -> np.ndarray:
@@ -82,37 +85,50 @@ def _padded_size(width: int, height: int, tile: int) -> tuple[int, int]:
     return side(width), side(height)
 
 
-def refine_tiled(image: Image.Image, generate: Callable, *, prompt: str, model: str | None, strength: float,
-                 steps: int | None, seed: int, tile: int = 1024, overlap: int = 64,
-                 on_tile: Callable[[int, int], None] | None = None) -> Image.Image:
-    """img2img over each tile of `image` (already upscaled); `generate(request) -> GenerationResult`.
+@dataclass
+class TiledResult:
+    """The blended picture; `done` of `total` tiles were refined (fewer when a tile was stopped)."""
 
-    Every output pixel comes from the tiles: each tile is laid over what the earlier ones made through
-    its feathered mask, and the sum is divided by the weight laid down, so the input never shows through.
+    image: Image.Image
+    done: int
+    total: int
+
+
+RefineTile = Callable[[Image.Image, Tile, int, int], "Image.Image | None"]
+
+
+def refine_in_tiles(image: Image.Image, refine_tile: RefineTile, *, tile: int = 1024, tile_height: int | None = None,
+                    overlap: int = 64) -> TiledResult:
+    """`refine_tile(part, tile, index, count)` over each tile of `image` (already upscaled), blended.
+
+    `refine_tile` answers the refined part (the part's size), or None when it was stopped. Each tile is
+    laid over what the earlier ones made through its feathered mask, and the sum divided by the weight
+    laid down, so every output pixel comes from the tiles. When a tile is stopped, the tiles done so far
+    are laid over `image` and the rest of it shows as it was.
     """
     rgb = np.asarray(image.convert("RGB"))
     height, width = rgb.shape[:2]
-    pad_w, pad_h = _padded_size(width, height, tile)
+    tile_w, tile_h = _tile_size(tile), _tile_size(tile_height or tile)
+    pad_w, _ = _padded_size(width, height, tile_w)
+    _, pad_h = _padded_size(width, height, tile_h)
     base = np.pad(rgb, ((0, pad_h - height), (0, pad_w - width), (0, 0)), mode="edge")
-    overlap = _overlap(overlap, tile)
-    tiles = plan_tiles(pad_w, pad_h, tile, overlap)
+    overlap = _overlap(overlap, min(tile_w, tile_h))
+    tiles = plan_tiles(pad_w, pad_h, tile_w, overlap, tile_height=tile_h)
     made = np.zeros(base.shape, np.float32)
     weight = np.zeros(base.shape[:2], np.float32)
-    for i, t in enumerate(tiles):
-        if on_tile:
-            on_tile(i, len(tiles))
+    done = 0
+    for index, t in enumerate(tiles):
         box = (slice(t.y, t.y + t.height), slice(t.x, t.x + t.width))
-        request = validate_request(task="img2img", prompt=prompt, model=model, image=Image.fromarray(base[box]),
-                                   width=t.width, height=t.height, strength=strength, steps=steps, seed=seed + i,
-                                   save=False)
-        done = generate(request)
-        if done.interrupted or not done.images:
-            from app.errors import Interrupted
-
-            raise Interrupted(f"refining was interrupted at tile {i + 1} of {len(tiles)}")
-        refined = np.asarray(done.images[0].convert("RGB"), np.float32)
+        refined = refine_tile(Image.fromarray(base[box]), t, index, len(tiles))
+        if refined is None:
+            break
         mask = feather_mask(t, overlap, (pad_w, pad_h))
-        made[box] += (refined - made[box]) * mask[..., None]
+        made[box] += (np.asarray(refined.convert("RGB"), np.float32) - made[box]) * mask[..., None]
         weight[box] += (1 - weight[box]) * mask
-    out = np.rint(made / weight[..., None]).clip(0, 255).astype(np.uint8)
-    return Image.fromarray(out[:height, :width])
+        done += 1
+    if done == len(tiles):
+        out = made / weight[..., None]
+    else:  # stopped: what the tiles made so far over the picture as it came
+        out = made + base.astype(np.float32) * (1 - weight[..., None])
+    out = np.rint(out).clip(0, 255).astype(np.uint8)
+    return TiledResult(Image.fromarray(out[:height, :width]), done, len(tiles))

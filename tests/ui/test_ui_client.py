@@ -6,6 +6,7 @@ distilled CFG, width, height, seed, batch count, batch size.
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,6 +120,24 @@ def test_upscale_with_lanczos_makes_the_picture_twice_as_big_and_saves_it(client
     assert len(saved) == 1
     with Image.open(saved.pop()) as im:
         assert np.array_equal(np.asarray(im.convert("RGB")).astype(int), out)
+
+
+def test_upscale_with_the_diffusion_refine_is_one_job_saved_with_its_infotext(client, live_ui, tmp_path):
+    _, settings = live_ui
+    before = set(settings.outputs_dir.rglob("*.png"))
+    path, status = client.predict(MODEL, handle_file(red_and_blue_source(tmp_path)), "Lanczos", 2, True,
+                                  "a red circle", 0.5, 4, 256, 64, api_name="/upscale")
+    assert "Lanczos: 40x30 → 80x60 · refined in tiles of 256 px" in status
+    saved = set(settings.outputs_dir.rglob("*.png")) - before
+    assert [p.name for p in saved] == [Path(path).name]  # saved once, by the job, with its infotext
+    with Image.open(path) as im:
+        assert im.size == (80, 60)
+        params = read_image_metadata(im).infotext.params
+        out = np.asarray(im.convert("RGB")).astype(int)
+    assert params["SD upscale upscaler"] == "Lanczos" and params["Denoising strength"] == "0.5"
+    assert params["Model"] == MODEL
+    lanczos = np.asarray(Image.open(red_and_blue_source(tmp_path)).resize((80, 60), Image.Resampling.LANCZOS))
+    assert np.abs(out - lanczos.astype(int)).mean() > 2  # repainted by the model, not only resized
 
 
 @pytest.mark.xfail(strict=True, reason="the Upscale tab saves only 'Postprocess upscaler: Lanczos, Postprocess "

@@ -1,6 +1,6 @@
 """Upscale then refine tile by tile: every pixel comes from a tile, overlaps blend over a ramp, no seams.
 
-Most tests give `refine_tiled` a fake img2img that fills each tile with a constant, so what the output is
+Most tests give `refine_in_tiles` a fake img2img that fills each tile with a constant, so what the output is
 made of can be read exactly: painting one tile 255 and everything else 0 (input included) turns the
 output into that tile's blend weight at every pixel, and the weights of all tiles must add up to 255.
 """
@@ -9,11 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.engine.engine import Engine
-from app.engine.jobs import GenerationResult
-from app.errors import Interrupted
-from app.settings import Settings
-from app.upscale.refine import Tile, plan_tiles, refine_tiled
+from app.upscale.refine import Tile, plan_tiles, refine_in_tiles
 
 TILE, OVERLAP = 128, 32
 RAMP = OVERLAP // 2  # the feathered band of a tile's edge that meets a neighbour
@@ -21,15 +17,15 @@ ROUNDING = 2  # each paste through an 8-bit mask may round by one level
 
 
 class ConstantTiles:
-    """A fake img2img: call i answers a tile filled with values[i]; it keeps every request it got."""
+    """A fake img2img: call i answers a tile filled with values[i] (None: stopped); it keeps every part it got."""
 
     def __init__(self, values):
-        self.values, self.requests = list(values), []
+        self.values, self.parts = list(values), []
 
-    def __call__(self, request):
-        self.requests.append(request)
-        value = self.values[len(self.requests) - 1]
-        return GenerationResult(images=[Image.new("RGB", (request.width, request.height), (value,) * 3)])
+    def __call__(self, part, tile, index, count):
+        self.parts.append((part, tile, index, count))
+        value = self.values[len(self.parts) - 1]
+        return None if value is None else Image.new("RGB", part.size, (value,) * 3)
 
 
 def tiles_of(size: tuple[int, int]) -> list[Tile]:
@@ -39,10 +35,9 @@ def tiles_of(size: tuple[int, int]) -> list[Tile]:
 def refine(size, values, input_value=0, image=None) -> tuple[np.ndarray, ConstantTiles]:
     fake = ConstantTiles(values)
     image = image or Image.new("RGB", size, (input_value,) * 3)
-    out = refine_tiled(image, fake, prompt="a field", model=None, strength=0.3, steps=2, seed=1,
-                       tile=TILE, overlap=OVERLAP)
-    assert out.size == image.size
-    return np.asarray(out)[..., 0].astype(int), fake
+    out = refine_in_tiles(image, fake, tile=TILE, overlap=OVERLAP)
+    assert out.image.size == image.size
+    return np.asarray(out.image)[..., 0].astype(int), fake
 
 
 def weights(size) -> list[np.ndarray]:
@@ -71,11 +66,10 @@ def test_each_tile_gets_its_own_part_of_the_picture():
     rng = np.random.default_rng(0)
     picture = Image.fromarray(rng.integers(0, 256, (192, 288, 3), dtype=np.uint8))
     _, fake = refine((288, 192), [0] * len(tiles_of((288, 192))), image=picture)
-    assert len(fake.requests) == len(tiles_of((288, 192))) == 6
-    for request, t in zip(fake.requests, tiles_of((288, 192))):
-        assert (request.task, request.width, request.height, request.strength) == ("img2img", 128, 128, 0.3)
-        assert np.array_equal(np.asarray(request.image), np.asarray(picture)[t.y:t.y + 128, t.x:t.x + 128])
-    assert len({request.seed for request in fake.requests}) == 6  # a seed of its own per tile
+    assert len(fake.parts) == len(tiles_of((288, 192))) == 6
+    for index, ((part, tile, number, count), t) in enumerate(zip(fake.parts, tiles_of((288, 192)))):
+        assert (tile, number, count, part.size) == (t, index, 6, (128, 128))
+        assert np.array_equal(np.asarray(part), np.asarray(picture)[t.y:t.y + 128, t.x:t.x + 128])
 
 
 @pytest.mark.parametrize("size", [(192, 128), (288, 192), (128, 128), (300, 200), (100, 70), (200, 90)])
@@ -143,39 +137,18 @@ def test_a_picture_smaller_than_a_tile_is_refined_at_a_size_img2img_accepts(size
     rng = np.random.default_rng(1)
     picture = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
     _, fake = refine(size, [0, 0], image=picture)
-    assert {(request.width, request.height) for request in fake.requests} == {(min(padded[0], TILE), padded[1])}
-    first = np.asarray(fake.requests[0].image)
+    assert {part.size for part, *_ in fake.parts} == {(min(padded[0], TILE), padded[1])}
+    first = np.asarray(fake.parts[0][0])
     w = min(size[0], TILE)
     assert np.array_equal(first[:size[1], :w], np.asarray(picture)[:, :w])  # the picture itself, then its edge
     assert np.array_equal(first[size[1]:, :w], np.repeat(np.asarray(picture)[-1:, :w], padded[1] - size[1], 0))
 
 
-def test_an_interrupted_tile_stops_the_refine():
-    def generate(request):
-        return GenerationResult(images=[], interrupted=True)
-
-    with pytest.raises(Interrupted, match="tile 1 of 6"):
-        refine_tiled(Image.new("RGB", (288, 192)), generate, prompt="a field", model=None, strength=0.3,
-                     steps=2, seed=1, tile=TILE, overlap=OVERLAP)
-
-
-def test_refine_through_the_engine_pastes_what_each_img2img_made(demo_models_dir, tmp_path):
-    engine = Engine(Settings(models_dir=demo_models_dir, outputs_dir=tmp_path, device="cpu",
-                             settings_file=tmp_path / "s.json"))
-    made = []
-
-    def generate(request):
-        result = engine.generate(request, timeout=60)
-        made.append(np.asarray(result.images[0]).astype(int))
-        return result
-
-    try:
-        image = Image.new("RGB", (192, 128), (120, 80, 200))
-        out = refine_tiled(image, generate, prompt="a field", model="easel-demo-flux", strength=0.3, steps=2, seed=1,
-                           tile=TILE, overlap=OVERLAP)
-    finally:
-        engine.close()
-    out = np.asarray(out).astype(int)
-    assert out.shape == (128, 192, 3) and len(made) == 2  # tiles at x 0 and 64
-    assert np.array_equal(out[:, :64], made[0][:, :64])  # the first tile alone
-    assert np.array_equal(out[:, 64 + RAMP + 2:], made[1][:, RAMP + 2:])  # the second tile, over the first
+def test_a_stopped_tile_keeps_the_tiles_done_over_the_picture():
+    picture = Image.new("RGB", (192, 128), (90, 90, 90))  # tiles at x 0 and 64
+    fake = ConstantTiles([200, None])
+    out = refine_in_tiles(picture, fake, tile=TILE, overlap=OVERLAP)
+    pixels = np.asarray(out.image)[..., 0].astype(int)
+    assert (out.done, out.total, len(fake.parts)) == (1, 2, 2)
+    assert np.all(pixels[:, :64] == 200) and np.all(pixels[:, 128:] == 90)  # the first tile, then the picture
+    assert np.all(np.diff(pixels[0, 64:128]) <= 0)  # the first tile's feathered edge fading into it
