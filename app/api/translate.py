@@ -7,7 +7,6 @@ Easel's own names.
 from __future__ import annotations
 
 import re
-
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +14,7 @@ from PIL import Image, ImageOps
 
 from app.api.checkpoints import find_checkpoint
 from app.api.images import decode_image
+from app.api.scripts import IMG2IMG_SCRIPTS, SCRIPT_ARG_FIELDS, script_for
 from app.api.schemas import GenerationBody, Img2ImgRequest, Txt2ImgRequest
 from app.errors import InvalidRequest, ModelNotFound
 from app.generation.request import GenerationRequest, validate_request
@@ -173,7 +173,25 @@ def translate_img2img(body: Img2ImgRequest, *, engine, default_model: str | None
                          "start the masked area from noise either way")
     elif body.inpainting_mask_invert:
         ignored.append("inpainting_mask_invert")
+    _apply_script(body, fields, engine, ignored, notes)
     return _build(fields.pop("task"), fields, ignored, notes, body, engine)
+
+
+def _apply_script(body: Img2ImgRequest, fields: dict[str, Any], engine, ignored: list[str], notes: list[str]) -> None:
+    """script_name / script_args: a script Easel has sets the request's stages; another stays ignored."""
+    extras = _extras(body)
+    name = extras.get("script_name")
+    if _is_empty(name):
+        return
+    script = script_for(name)
+    if script is None:
+        notes.append(f"script {name!r} is not available (Easel has: {', '.join(IMG2IMG_SCRIPTS)})")
+        return
+    args = extras.get("script_args") or []
+    if not isinstance(args, list):
+        raise InvalidRequest("script_args", "expected a list: the script's arguments in A1111's order")
+    script(args, fields, engine, notes)
+    ignored[:] = [key for key in ignored if key not in ("script_name", "script_args")]
 
 
 def mask_luminance(mask: Image.Image) -> Image.Image:
@@ -238,6 +256,8 @@ def a1111_field(field: str, stages=()) -> str:
     if match and int(match[1]) < len(stages):
         stage, ours = stages[int(match[1])], match[2]
         kind = stage["kind"] if isinstance(stage, dict) else stage.kind
+        if kind in SCRIPT_ARG_FIELDS:
+            return SCRIPT_ARG_FIELDS[kind].get(ours, field)
         if kind == "refine":
             return {"model": "refiner_checkpoint", "strength": "refiner_switch_at"}.get(ours, field)
         if ours == "strength":
