@@ -65,11 +65,13 @@ def _ramp(length: int, ramp: int, fade_start: bool, fade_end: bool) -> np.ndarra
 
 
 def feather_mask(tile: Tile, overlap: int, image_size: tuple[int, int]) -> np.ndarray:
-    """Blend weight (0..1, height x width) of a tile: 1 inside, fading over `overlap // 2` px on each side
-    that meets another tile. Row and column ramps multiply, so where two fades cross (a corner with
-    neighbours on two sides) the weight keeps falling smoothly in both directions."""
+    """Blend weight (0..1, height x width) of a tile: 1 inside, fading over `overlap` px on each side that
+    meets another tile, so neighbours cross-fade over the whole overlap and what a model paints at a
+    tile's own edge (a frame, a vignette) is faded out under its neighbour. Row and column ramps
+    multiply, so where two fades cross (a corner with neighbours on two sides) the weight keeps
+    falling smoothly in both directions."""
     w, h = image_size
-    ramp = max(0, overlap) // 2
+    ramp = max(0, overlap)
     columns = _ramp(tile.width, ramp, tile.x > 0, tile.x + tile.width < w)
     rows = _ramp(tile.height, ramp, tile.y > 0, tile.y + tile.height < h)
     return np.outer(rows, columns)

@@ -11,6 +11,7 @@ from app.demo.shapes import SPECS, background_colour, shape_colour
 from app.engine.engine import Engine
 from app.generation.request import validate_request
 from app.settings import PROJECT_ROOT, Settings
+from app.upscale.refine import plan_tiles
 
 MODELS = {"flux": "easel-demo-shapes-flux", "sd3": "easel-demo-shapes-sd3"}
 SEEDS = range(10)
@@ -61,3 +62,35 @@ def test_refine_with_the_other_demo_model_keeps_the_colours_and_changes_the_pixe
         changed += np.abs(np.asarray(final).astype(int) - np.asarray(draft).astype(int)).mean() > 2.0
     assert kept / len(SEEDS) >= 0.9, f"the draft's colours kept in {kept}/{len(SEEDS)} seeds"
     assert changed / len(SEEDS) >= 0.9, f"the refine changed the picture in {changed}/{len(SEEDS)} seeds"
+
+
+def border_jumps(picture: np.ndarray, starts: list[int]) -> tuple[float, float]:
+    """(the largest mean jump between neighbouring columns or rows at a tile border, the picture's median)."""
+    pixels = picture.astype(int)
+    across_columns = np.abs(np.diff(pixels, axis=1)).mean(axis=(0, 2))  # [x - 1]: between columns x - 1 and x
+    across_rows = np.abs(np.diff(pixels, axis=0)).mean(axis=(1, 2))
+    at_borders = [jumps[x - 1] for x in starts for jumps in (across_columns, across_rows)]
+    return max(at_borders), float(np.median(np.concatenate([across_columns, across_rows])))
+
+
+@pytest.mark.parametrize("family", ["flux", "sd3"])
+def test_tiled_upscale_128_to_512_repaints_every_tile_with_no_seam_at_the_borders(engine, family):
+    spec = SPECS[3]
+    draft = make(engine, family, spec.caption, 1).resize((128, 128), Image.LANCZOS)
+
+    def tiled(overlap):
+        stage = {"kind": "tiled_upscale", "scale": 4, "tile_width": 128, "tile_height": 128, "overlap": overlap}
+        request = validate_request(task="img2img", image=draft, strength=0, prompt=spec.caption, model=MODELS[family],
+                                   seed=1, save=False, stages=[stage])
+        return np.asarray(engine.generate(request, timeout=300).images[0])
+
+    blended, abutting = tiled(32), tiled(0)  # abutting tiles: a hard paste, where seams must show
+    assert blended.shape == (512, 512, 3)
+    lanczos = np.asarray(draft.resize((512, 512), Image.LANCZOS)).astype(int)
+    for tile in plan_tiles(512, 512, 128, 32):
+        inner = (slice(tile.y + 32, tile.y + 96), slice(tile.x + 32, tile.x + 96))
+        assert np.abs(blended[inner].astype(int) - lanczos[inner]).mean() > 2, f"tile {tile} was not repainted"
+    seam, median = border_jumps(blended, sorted({t.x for t in plan_tiles(512, 512, 128, 32)} - {0}))
+    hard_seam, hard_median = border_jumps(abutting, [128, 256, 384])
+    assert hard_seam > 4 * hard_median, "abutting tiles should show their borders (the measure sees seams)"
+    assert seam <= 2.5 * median, f"a jump of {seam:.1f} at a tile border; {median:.1f} is the picture's median"

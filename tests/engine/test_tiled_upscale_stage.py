@@ -14,7 +14,7 @@ from app.generation.request import validate_request
 from app.upscale.refine import plan_tiles
 
 PROMPT = "a red circle on a blue background"
-RAMP = 8  # half the overlap of 16 px: where a tile fades into its neighbour
+RAMP = 16  # the overlap: where a tile fades into its neighbour
 
 
 def upscale_request(image, model="easel-demo-flux", steps=4, **stage):

@@ -12,7 +12,7 @@ from PIL import Image
 from app.upscale.refine import Tile, plan_tiles, refine_in_tiles
 
 TILE, OVERLAP = 128, 32
-RAMP = OVERLAP // 2  # the feathered band of a tile's edge that meets a neighbour
+RAMP = OVERLAP  # the feathered band of a tile's edge that meets a neighbour: the whole overlap
 ROUNDING = 2  # each paste through an 8-bit mask may round by one level
 
 
