@@ -1,14 +1,16 @@
 """Multi-stage jobs on the shipped demo models, judged by pixels: the hires fix (a 64 px draft upscaled
 to 128 px and denoised again keeps the draft's shape colour and background, and the second pass really
 repaints: it is not the draft merely resized); a refine with the other demo model keeps the seed's
-picture and its colours."""
+picture and its colours; a tiled upscale repaints every tile with no seam at the tile borders; an
+outpaint keeps the picture's pixels exactly and extends its background."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from app.demo.shapes import SPECS, background_colour, shape_colour
+from app.demo.shapes import COLOURS, SPECS, background_colour, nearest_colour, shape_colour
 from app.engine.engine import Engine
+from app.generation.outpaint import Outpaint, outpaint_fields
 from app.generation.request import validate_request
 from app.settings import PROJECT_ROOT, Settings
 from app.upscale.refine import plan_tiles
@@ -94,3 +96,21 @@ def test_tiled_upscale_128_to_512_repaints_every_tile_with_no_seam_at_the_border
     hard_seam, hard_median = border_jumps(abutting, [128, 256, 384])
     assert hard_seam > 4 * hard_median, "abutting tiles should show their borders (the measure sees seams)"
     assert seam <= 2.5 * median, f"a jump of {seam:.1f} at a tile border; {median:.1f} is the picture's median"
+
+
+@pytest.mark.parametrize("family", ["flux", "sd3"])
+def test_outpaint_right_keeps_the_picture_exactly_and_extends_its_background(engine, family):
+    exact, extended = 0, 0
+    for seed in SEEDS:
+        spec = SPECS[(seed * 3) % len(SPECS)]
+        draft = make(engine, family, spec.caption, seed)
+        fields = outpaint_fields(draft, Outpaint(right=64, feather=16))
+        request = validate_request(task="inpaint", prompt=spec.caption, model=MODELS[family], seed=seed,
+                                   strength=0.9, save=False, **fields)
+        out = np.asarray(engine.generate(request, timeout=120).images[0])
+        assert out.shape == (64, 128, 3)
+        exact += np.array_equal(out[:, :64], np.asarray(draft))
+        beyond_feather = np.median(out[:, 96:].reshape(-1, 3), axis=0)
+        extended += nearest_colour(beyond_feather, COLOURS) == background_colour(draft)
+    assert exact == len(SEEDS), f"the picture kept exactly in {exact}/{len(SEEDS)} seeds"
+    assert extended / len(SEEDS) >= 0.9, f"the background extended in {extended}/{len(SEEDS)} seeds"

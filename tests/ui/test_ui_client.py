@@ -78,6 +78,22 @@ def test_img2img_and_inpaint(client, tmp_path):
     assert "Mask blur: 2" in infotext
 
 
+def test_outpaint_extends_the_picture_and_keeps_its_pixels(client, tmp_path):
+    src = Image.new("RGB", (64, 48), (30, 140, 220))
+    src.paste((220, 40, 40), (16, 16, 40, 40))
+    src.save(tmp_path / "src.png")
+    editor = {"background": handle_file(str(tmp_path / "src.png")), "layers": [], "composite": None}
+    # after the batch size: outpaint on, directions, pixels, feather
+    status, gallery, infotext = client.predict(MODEL, "Balanced", "a field", "", editor, 0.9, "just-resize", 4,
+                                               "original", False, 32, False, *params(), True, ["right"], 64, 16,
+                                               api_name="/inpaint")
+    with Image.open(gallery[0]["image"]) as im:
+        assert im.size == (128, 64)  # 48 px high grows to the 64 a model takes at least
+        out = np.asarray(im.convert("RGB"))
+    assert np.array_equal(out[:48, :64], np.asarray(src))  # the picture, every pixel as it was
+    assert "Mask blur: 0" in infotext
+
+
 def test_inpaint_without_a_mask_says_what_to_do(client, tmp_path):
     Image.new("RGB", (64, 64), (0, 0, 0)).save(tmp_path / "black.png")
     editor = {"background": handle_file(str(tmp_path / "black.png")), "layers": [], "composite": None}

@@ -16,6 +16,7 @@ from app.ui.controls import GenerationControls, build_generation_controls
 from app.ui.hires_controls import HiresControls, build_hires_controls
 from app.ui.refine_controls import RefineControls, build_refine_controls
 from app.ui.lora_picker import LoraPicker, build_lora_picker, wire_lora_picker
+from app.ui.outpaint_controls import OutpaintControls, build_outpaint_controls
 from app.ui.results import ResultsPanel, build_results_panel, stream_job, wire_cancel_buttons
 
 RESIZE_MODES = [("Just resize", "just-resize"), ("Crop and resize", "crop-and-resize"),
@@ -31,6 +32,7 @@ class GenerationTab:
     extra: dict[str, Any] = field(default_factory=dict)  # task-specific components by name
     hires: HiresControls | None = None  # txt2img's hires fix
     refine: RefineControls | None = None  # txt2img's refine with another model
+    outpaint: OutpaintControls | None = None  # inpaint's outpaint mode
 
 
 def build_generation_tab(task: str, context: UIContext, top) -> GenerationTab:
@@ -46,9 +48,10 @@ def build_generation_tab(task: str, context: UIContext, top) -> GenerationTab:
             controls = build_generation_controls(task, between=between)
             hires = build_hires_controls(task) if task == "txt2img" else None
             refine = build_refine_controls(task) if task == "txt2img" else None
+            outpaint = build_outpaint_controls(task) if task == "inpaint" else None
         with gr.Column(scale=5, elem_classes=["results-column"]):
             results = build_results_panel(task)
-    tab = GenerationTab(task, controls, results, extra, hires, refine)
+    tab = GenerationTab(task, controls, results, extra, hires, refine, outpaint)
     _wire(tab, context, top)
     wire_lora_picker(pickers[0], context, controls.prompt, top.model)
     return tab
@@ -103,7 +106,7 @@ def editor_image_and_mask(value) -> tuple[Image.Image | None, Image.Image | None
 def _wire(tab: GenerationTab, context: UIContext, top) -> None:
     c, r, x = tab.controls, tab.results, tab.extra
     inputs = c.inputs() | set(x.values()) | {top.model, top.preset}
-    for stage_controls in (tab.hires, tab.refine):
+    for stage_controls in (tab.hires, tab.refine, tab.outpaint):
         if stage_controls is not None:
             inputs |= stage_controls.inputs()
 
@@ -123,6 +126,10 @@ def _wire(tab: GenerationTab, context: UIContext, top) -> None:
             image, mask = editor_image_and_mask(data[x["editor"]])
             if image is None:
                 raise InvalidRequest("image", "drop an image into inpaint first")
+            outpaint = tab.outpaint.request_fields(data, image)
+            if outpaint is not None:
+                fields.update(outpaint, strength=float(data[x["strength"]]))
+                return fields
             if mask.getbbox() is None and not data[x["invert"]]:
                 raise InvalidRequest("mask", "paint over the area to repaint first")
             if data[x["invert"]]:
