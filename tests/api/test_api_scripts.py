@@ -65,3 +65,29 @@ def test_an_unknown_script_is_listed_as_ignored(live_api, tiny):
     assert response.status_code == 200, response.text
     info = json.loads(response.json()["info"])
     assert "script_name" in info["ignored_fields"] and decode_png(response.json()["images"][0]).size == (64, 64)
+
+
+def test_poor_mans_outpainting_extends_the_init_image_and_keeps_its_pixels(live_api, tiny):
+    init = Image.new("RGB", (64, 64), (30, 140, 220))
+    body = {**tiny, "init_images": [png_b64(init)], "denoising_strength": 0.9, "script_name": "Poor man's outpainting",
+            "script_args": [32, 8, 0, ["right", "down"]]}
+    response = live_api.post("img2img", body)
+    assert response.status_code == 200, response.text
+    image = np.asarray(decode_png(response.json()["images"][0]).convert("RGB"))
+    assert image.shape == (96, 96, 3)
+    assert np.array_equal(image[:64, :64], np.asarray(init))
+    params = parse_infotext(json.loads(response.json()["info"])["infotexts"][0]).params
+    assert params["Size"] == "96x96" and params["Mask blur"] == "0"
+
+
+def test_outpainting_mk2_and_its_bad_args(live_api, tiny):
+    init = Image.new("RGB", (64, 64), (200, 40, 40))
+    body = {**tiny, "init_images": [png_b64(init)], "script_name": "Outpainting mk2"}
+    left = live_api.post("img2img", {**body, "script_args": [None, 64, 8, ["left"], 1.0, 0.05]})
+    assert left.status_code == 200, left.text
+    image = np.asarray(decode_png(left.json()["images"][0]).convert("RGB"))
+    assert image.shape == (64, 128, 3) and np.array_equal(image[:, 64:], np.asarray(init))
+    sideways = live_api.post("img2img", {**body, "script_args": [None, 64, 8, ["sideways"]]})
+    assert sideways.status_code == 422 and "script_args[3]" in sideways.text and "left, right" in sideways.text
+    huge = live_api.post("img2img", {**body, "script_args": [None, 5000, 8, ["left"]]})
+    assert huge.status_code == 422 and "script_args[1]" in huge.text
