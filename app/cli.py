@@ -69,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "(default: the model's: FLUX Lanczos, SD3.5 Latent)")
     hr.add_argument("--hires-steps", type=int, default=0, help="hires pass steps (default 0: the first pass's)")
     hr.add_argument("--hires-denoise", type=float, default=0.7, help="hires denoising strength (default 0.7)")
+    up = gen.add_argument_group("tiled upscale (A1111's SD upscale): upscale, then denoise again tile by tile")
+    up.add_argument("--upscale", type=float, metavar="SCALE", help="turn it on, by this factor; with --image the "
+                    "input itself is upscaled (no img2img pass over the whole picture)")
+    up.add_argument("--upscale-upscaler", default="", help="Lanczos (default) or an upscaler file's name")
+    up.add_argument("--upscale-tile", type=int, default=0, help="tile size in px (default: the job's size)")
+    up.add_argument("--upscale-overlap", type=int, default=64, help="tile overlap in px (default 64)")
+    up.add_argument("--upscale-denoise", type=float, default=0.3, help="the tiles' denoising strength (default 0.3)")
+    op = gen.add_argument_group("outpaint: extend --image on chosen sides and inpaint the new area")
+    op.add_argument("--outpaint", metavar="SIDES:PIXELS", help="e.g. right:128 or left,right:64")
+    op.add_argument("--outpaint-feather", type=int, default=16, help="mask fade into the new area, px (default 16)")
     gen.add_argument("--no-save", dest="save", action="store_false", help="do not write files (prints infotexts only)")
 
     web = sub.add_parser("webui", parents=[common], help="serve the web UI (the default command)")

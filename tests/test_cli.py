@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from app.generation.infotext import read_image_metadata
@@ -101,3 +102,26 @@ def test_generate_runs_the_extensions_as_the_web_ui_does(demo_models_dir, tmp_pa
     (path,) = [Path(line) for line in out.stdout.splitlines() if line.endswith(".png")]
     with Image.open(path) as im:
         assert read_image_metadata(im).infotext.prompt == "a red circle, seen by probe"
+
+
+def test_generate_upscales_an_image_in_tiles_and_outpaints_one(demo_models_dir, tmp_path):
+    source = Image.new("RGB", (50, 40), (200, 30, 30))
+    source.save(tmp_path / "in.png")
+    common = ("--prompt", "a red field", "--image", tmp_path / "in.png", "--steps", "2", "--models-dir",
+              demo_models_dir, "--outputs-dir", tmp_path / "out", "--device", "cpu")
+    out = run_app("generate", *common, "--upscale", "2", "--upscale-tile", "64", "--upscale-overlap", "16",
+                  "--upscale-denoise", "0.5")
+    assert out.returncode == 0, out.stderr
+    assert "tiled upscale 2/2 · tile 4/4" in out.stderr
+    path = Path(next(line for line in out.stdout.splitlines() if line.endswith(".png")))
+    with Image.open(path) as im:
+        assert im.size == (100, 80)  # the input's own size twice
+        assert read_image_metadata(im).infotext.params["SD upscale tile"] == "64x64"
+    out = run_app("generate", *common, "--outpaint", "right:64", "--strength", "0.9")
+    assert out.returncode == 0, out.stderr
+    path = Path(next(line for line in out.stdout.splitlines() if line.endswith(".png")))
+    with Image.open(path) as im:
+        assert im.size == (128, 64)
+        assert np.array_equal(np.asarray(im.convert("RGB"))[:40, :50], np.asarray(source))
+    bad = run_app("generate", *common, "--outpaint", "sideways:64")
+    assert bad.returncode == 2 and "'sideways' is not a direction" in bad.stderr and "Traceback" not in bad.stderr

@@ -35,25 +35,50 @@ def _hires_stages(args) -> list[dict]:
     return [stage]
 
 
+def _tiled_upscale_stages(args) -> list[dict]:
+    """--upscale and its options as the request's tiled upscale stage ([] without --upscale)."""
+    if args.upscale is None:
+        return []
+    return [dict(kind="tiled_upscale", scale=args.upscale, upscaler=args.upscale_upscaler, tile_width=args.upscale_tile,
+                 tile_height=args.upscale_tile, overlap=args.upscale_overlap, strength=args.upscale_denoise)]
+
+
+def _outpaint_fields(args, image) -> dict:
+    """--outpaint SIDES:PIXELS as the inpaint request's canvas, mask and size."""
+    from app.generation.outpaint import Outpaint, outpaint_fields
+
+    sides, _, pixels = args.outpaint.partition(":")
+    if image is None:
+        raise InvalidRequest("outpaint", "needs --image, the picture to extend")
+    if not pixels.isdigit():
+        raise InvalidRequest("outpaint", f"{args.outpaint!r} is not SIDES:PIXELS (e.g. right:128 or left,right:64)")
+    return outpaint_fields(image, Outpaint.towards(sides.split(","), int(pixels), args.outpaint_feather))
+
+
 def generate(settings, args) -> int:
     from app.engine.factory import build_engine
     from app.generation.request import validate_request
 
-    task = args.task or ("inpaint" if args.mask else "img2img" if args.image else "txt2img")
+    task = args.task or ("inpaint" if args.mask or args.outpaint else "img2img" if args.image else "txt2img")
     image = _open_image(args.image, "image") if args.image else None
-    mask = _open_image(args.mask, "mask") if args.mask else None
-    request = validate_request(
+    fields = dict(
         task=task, prompt=args.prompt, negative_prompt=args.negative_prompt, model=args.model, width=args.width,
         height=args.height, steps=args.steps, cfg_scale=args.cfg, guidance=args.guidance, seed=args.seed,
-        batch_size=args.batch_size, batch_count=args.batch_count, strength=args.strength, image=image, mask=mask,
-        mask_blur=args.mask_blur, resize_mode=args.resize_mode, save=args.save, stages=_hires_stages(args))
+        batch_size=args.batch_size, batch_count=args.batch_count, strength=args.strength, image=image,
+        mask=_open_image(args.mask, "mask") if args.mask else None, mask_blur=args.mask_blur,
+        resize_mode=args.resize_mode, save=args.save, stages=_hires_stages(args) + _tiled_upscale_stages(args))
+    if args.outpaint:
+        fields.update(_outpaint_fields(args, image))
+    if args.upscale is not None and task == "img2img":  # the input itself upscaled, as the Upscale tab does
+        fields.update(strength=0, width=None, height=None)
+    request = validate_request(**fields)
     engine = build_engine(settings)  # the extensions act here as in the web UI and the API
     try:
         job = engine.submit(request)
         last = None
         for p in job.events():
-            if p.total_steps and (p.batch, p.stage_index, p.step) != last:
-                last = (p.batch, p.stage_index, p.step)
+            if p.total_steps and (p.batch, p.stage_index, p.tile, p.step) != last:
+                last = (p.batch, p.stage_index, p.tile, p.step)
                 print(f"\r  {p.where}    ", end="", file=sys.stderr)
         print(file=sys.stderr)
         result = job.result()
