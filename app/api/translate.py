@@ -88,8 +88,12 @@ REFINER_SWITCH_DEFAULT = 0.8  # A1111's
 def translate_txt2img(body: Txt2ImgRequest, *, engine, default_model: str | None, preview_every: int) -> Translation:
     ignored, notes = _common_ignored(body), []
     fields = _common_fields(body, engine, default_model, preview_every, notes)
-    stages = [_hires_stage(body, ignored, notes)] if body.enable_hr else []
-    fields["stages"] = stages + _refiner_stages(body, engine, notes)
+    stages = _hires_stages(body, engine, ignored, notes) if body.enable_hr else []
+    refiner = _refiner_stages(body, engine, notes)
+    if refiner and any(stage["kind"] == "refine" for stage in stages):
+        raise InvalidRequest("hr_checkpoint_name", "another model for the hires pass and refiner_checkpoint cannot "
+                             "be combined in one job: choose one")
+    fields["stages"] = stages + refiner
     return _build("txt2img", fields, ignored, notes, body, engine)
 
 
@@ -116,6 +120,27 @@ def _refiner_stages(body: GenerationBody, engine, notes: list[str]) -> list[dict
     return [{"kind": "refine", "model": model, "strength": round(1 - switch, 6)}]
 
 
+def _hires_stages(body: Txt2ImgRequest, engine, ignored: list[str], notes: list[str]) -> list[dict[str, Any]]:
+    """The hires stage; with hr_checkpoint_name another model, the hires pass is that model's: the
+    pictures upscaled (strength 0), then a refine stage with it, as A1111 runs its hires checkpoint."""
+    stage = _hires_stage(body, ignored, notes)
+    name = _extras(body).get("hr_checkpoint_name")
+    if not name or (isinstance(name, str) and name.strip().lower() in HIRES_SAME["hr_checkpoint_name"]) \
+            or stage["strength"] == 0:  # nothing for the other model to denoise
+        return [stage]
+    if not isinstance(name, str):
+        raise InvalidRequest("hr_checkpoint_name", "expected a model title (see /sdapi/v1/sd-models)")
+    try:
+        model = find_checkpoint(engine, name).name
+    except ModelNotFound as exc:
+        raise ModelNotFound(f"hr_checkpoint_name: {exc}") from None
+    refine = {"kind": "refine", "model": model, "strength": stage["strength"]}
+    for ours in ("steps", "prompt", "negative_prompt", "cfg_scale", "guidance"):
+        if ours in stage:
+            refine[ours] = stage.pop(ours)
+    return [{**stage, "strength": 0}, refine]
+
+
 def _hires_stage(body: Txt2ImgRequest, ignored: list[str], notes: list[str]) -> dict[str, Any]:
     """enable_hr and the hr_* fields as a hires stage; the ones Easel has no choice for are listed."""
     extras = _extras(body)
@@ -127,6 +152,8 @@ def _hires_stage(body: Txt2ImgRequest, ignored: list[str], notes: list[str]) -> 
             stage[ours] = value
     for key, same in HIRES_SAME.items():
         value = extras.get(key)
+        if key == "hr_checkpoint_name":  # another model: a refine stage with it (_hires_stages)
+            continue
         if value and not (isinstance(value, str) and value.strip().lower() in same):
             ignored.append(key)
             notes.append(f"{key} {value!r} is not available for the hires pass: the first pass's is used")

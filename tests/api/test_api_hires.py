@@ -73,3 +73,17 @@ def test_a_bad_refiner_field_is_a_4xx_naming_it(live_api, tiny):
     wrong = live_api.post("txt2img", {**tiny, "refiner_checkpoint": "easel-demo-sd3", "refiner_switch_at": 1.5})
     assert wrong.status_code == 422 and "refiner_switch_at" in wrong.text
     assert live_api.post("txt2img", tiny).status_code == 200
+
+
+def test_hr_checkpoint_name_runs_the_hires_pass_with_that_model(live_api, tiny):
+    sd3 = next(m["title"] for m in live_api.get("sd-models").json() if m["model_name"] == "easel-demo-sd3")
+    body = generate(live_api, {**tiny, "enable_hr": True, "hr_scale": 2, "hr_upscaler": "Lanczos",
+                               "denoising_strength": 0.5, "hr_checkpoint_name": sd3})
+    assert decode_png(body["images"][0]).size == (128, 128)
+    info = json.loads(body["info"])
+    params = parse_infotext(info["infotexts"][0]).params
+    assert params["Model"] == "easel-demo-flux" and params["Refiner"].startswith("easel-demo-sd3")
+    assert params["Refiner denoise"] == "0.5" and params["Hires upscale"] == "2"
+    assert "hr_checkpoint_name" not in info["ignored_fields"]
+    unknown = live_api.post("txt2img", {**tiny, "enable_hr": True, "hr_checkpoint_name": "nope.safetensors"})
+    assert unknown.status_code == 404 and "hr_checkpoint_name" in unknown.text
