@@ -88,7 +88,7 @@ class LoraKind:
         key = tuple(r.key for r in active)
         if key == state.key:
             return state.prepared
-        components = {name: getattr(loaded.pipes["txt2img"], name, None) for name in COMPONENTS}
+        components = {name: getattr(loaded.base_pipeline, name, None) for name in COMPONENTS}
         components = {name: module for name, module in components.items() if module is not None}
         _restore(components, state)
         state.key, state.prepared = (), Prepared()

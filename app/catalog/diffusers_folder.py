@@ -14,9 +14,10 @@ from pathlib import Path
 
 from app.catalog.custom_code import custom_code_problem
 from app.catalog.entry import CUSTOM_CODE, MISSING, READY, UNREADABLE, VARIANTS, ModelEntry
+from app.catalog.identify import FILL_IN_CHANNELS
 from app.catalog.safetensors_header import UnreadableFile, read_header
 
-FLUX_PIPELINES = ("FluxPipeline", "FluxImg2ImgPipeline", "FluxInpaintPipeline")
+FLUX_PIPELINES = ("FluxPipeline", "FluxImg2ImgPipeline", "FluxInpaintPipeline", "FluxFillPipeline")
 SD3_PIPELINES = ("StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline", "StableDiffusion3InpaintPipeline")
 PICKLED_WEIGHTS = "pickled weights, convert to safetensors"
 # File names diffusers loads when no variant is asked for.
@@ -196,6 +197,8 @@ def _variant(family: str, folder: Path, name: str) -> str | None:
     if not isinstance(config, dict):
         return None
     if family == "flux":
+        if config.get("in_channels") == FILL_IN_CHANNELS:  # FLUX.1 Fill: picture and mask beside the latents
+            return "flux-fill"
         return "flux-dev" if config.get("guidance_embeds") else "flux-schnell"
     if config.get("dual_attention_layers"):
         return "sd3.5-medium"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 FAMILIES = ("flux", "sd3")
 VARIANTS = {
-    "flux": ("flux-schnell", "flux-dev"),
+    "flux": ("flux-schnell", "flux-dev", "flux-fill"),
     "sd3": ("sd3.5-large", "sd3.5-large-turbo", "sd3.5-medium"),
 }
 # Keys of ModelEntry.parts. A diffusers folder has only "folder"; a single-file model names each file.

@@ -54,6 +54,7 @@ OTHER_CLIP_WIDTHS = {1024: "a CLIP-H text encoder (SD 2.x)"}
 T5XXL_WIDTH = 4096
 SMALLER_T5_WIDTHS = (512, 768, 1024, 2048)
 FLUX_WIDTH, FLUX_IN_CHANNELS = 3072, 64
+FILL_IN_CHANNELS = 384  # FLUX.1 Fill: 64 latent + 64 masked-picture latent + 256 mask channels
 
 _LORA_MARKERS = ("lora_A", "lora_B", "lora_up", "lora_down", "lora.up", "lora.down", "lokr_w", "hada_w")
 _T5_Q = re.compile(r"(?:^|\.)encoder\.block\.\d+\.layer\.0\.SelfAttention\.q\.weight$")
@@ -120,10 +121,12 @@ def _transformer(t: dict[str, TensorInfo], name: str) -> Identity | None:
 
 def _flux(dev: bool, layout: str, shape: tuple[int, ...]) -> Identity:
     variant = "flux-dev" if dev else "flux-schnell"
-    # Fill / Canny / Depth models widen the input projection; FluxPipeline cannot drive them.
+    if len(shape) == 2 and shape[0] == FLUX_WIDTH and shape[1] == FILL_IN_CHANNELS and dev:
+        return Identity("flux-transformer", "flux", "flux-fill", layout)  # FLUX.1 Fill: inpaint and outpaint
+    # Canny / Depth models widen the input projection too; no pipeline of Easel's drives them yet.
     if len(shape) == 2 and shape[0] == FLUX_WIDTH and shape[1] != FLUX_IN_CHANNELS:
-        problem = (f"a FLUX.1 Fill/Depth/Canny model ({shape[1]} input channels): "
-                   "only the text-to-image FLUX.1 models are supported")
+        problem = (f"a FLUX.1 Depth/Canny model ({shape[1]} input channels): "
+                   "the text-to-image and Fill FLUX.1 models are supported")
         return Identity("flux-transformer", "flux", None, layout, problem=problem)
     return Identity("flux-transformer", "flux", variant, layout)
 

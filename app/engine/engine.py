@@ -160,6 +160,7 @@ class Engine:
             request = self._hooks.adjust_request(request)
         request = with_prompt_addons(_revalidated(request))
         entry = self.resolve_model(request.model)
+        check_task(request, entry)
         if request.addons:  # a LoRA that does not fit fails here, named (a broken model fails at its load)
             resolve_addons(request, self._addon_context(entry))
         if request.stages:
@@ -333,3 +334,16 @@ def _revalidated(request) -> GenerationRequest:
     if not isinstance(request, GenerationRequest):
         raise InvalidRequest("request", f"expected a GenerationRequest, got {type(request).__name__}")
     return validate_request(**dict(request))
+
+
+def check_task(request: GenerationRequest, entry: ModelEntry) -> None:
+    """A task the model has no pipeline for (FLUX.1 Fill only inpaints) is refused at submit, named."""
+    if entry.family is None:
+        return
+    capabilities = family_for(entry.family).capabilities_for(entry.variant)
+    if request.task not in capabilities.tasks:
+        raise InvalidRequest("task", f"{entry.name} ({entry.variant}) does {', '.join(capabilities.tasks)} only, "
+                             f"not {request.task}: choose another model for it")
+    if request.inpaint_only_masked and not capabilities.crops_to_mask:
+        raise InvalidRequest("inpaint_only_masked", f"{entry.name} ({entry.variant}) inpaints the whole picture; "
+                             "'Only masked' is not available with it")

@@ -14,10 +14,15 @@ from app.families import FamilyAdapter
 log = logging.getLogger(__name__)
 
 
-def load_txt2img_pipeline(entry: ModelEntry, family: FamilyAdapter, dtype, *, models_root: Path,
-                          hf_cache: Path | None = None):
-    """The family's txt2img pipeline for `entry`, weights in `dtype`, on the CPU (the plan places it)."""
-    cls = family.pipeline_class("txt2img", entry.variant)
+def base_task(family: FamilyAdapter, variant: str | None) -> str:
+    """The task a model is loaded for: txt2img, or the first it has (FLUX.1 Fill has only inpaint)."""
+    return family.capabilities_for(variant).tasks[0]
+
+
+def load_base_pipeline(entry: ModelEntry, family: FamilyAdapter, dtype, *, models_root: Path,
+                       hf_cache: Path | None = None):
+    """The family's pipeline for `entry`'s base task, weights in `dtype`, on the CPU (the plan places it)."""
+    cls = family.pipeline_class(base_task(family, entry.variant), entry.variant)
     if entry.format == "diffusers":
         pipe = _from_diffusers_folder(cls, Path(entry.path), dtype)
     else:

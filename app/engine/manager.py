@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog.entry import ModelEntry
-from app.engine.loading import load_txt2img_pipeline, switch_task
+from app.engine.loading import base_task, load_base_pipeline, switch_task
 from app.errors import MissingModelFiles, UnreadableModel
 from app.families import FamilyAdapter, family_for
 from app.generation.model_hash import HashCache, weight_files_of
@@ -48,11 +48,16 @@ class LoadedModel:
     footprint: Any = None  # ModelFootprint the plan was made for
     held_bytes: int = 0  # what the placed pipeline keeps on the device between jobs
 
+    @property
+    def base_pipeline(self):
+        """The pipeline the model was loaded as (txt2img's; inpaint's for FLUX.1 Fill): the others share its parts."""
+        return next(iter(self.pipes.values()))
+
     def pipeline_for(self, task: str):
         """The task's pipeline. Placement hooks live on the shared modules and carry over; model CPU
         offload is the exception: its hook chain belongs to one pipeline, so it is re-made on a switch."""
         if task not in self.pipes:
-            self.pipes[task] = switch_task(self.pipes["txt2img"], self.family, task, self.entry.variant)
+            self.pipes[task] = switch_task(self.base_pipeline, self.family, task, self.entry.variant)
         pipe = self.pipes[task]
         if task != self.active_task and self.plan.placement == "model_offload":
             pipe.enable_model_cpu_offload(device=self.device.torch_device)
@@ -130,7 +135,7 @@ class ModelManager:
                      workload.describe(), plan.describe(), loaded.plan.workload.describe(), loaded.plan.describe())
             self.unload(loaded.entry.name)
             return self._add(loaded.entry, workload)
-        for line in set_vae_tactics(loaded.pipes["txt2img"], tiling=plan.vae_tiling, slicing=plan.vae_slicing):
+        for line in set_vae_tactics(loaded.base_pipeline, tiling=plan.vae_tiling, slicing=plan.vae_slicing):
             log.info("memory for %s: %s", workload.describe(), line)
         return loaded
 
@@ -153,16 +158,17 @@ class ModelManager:
         log.info("loading %s (%s %s) on %s for %s: %s", entry.name, family.display, entry.variant,
                  self.device.name, workload.describe(), plan.describe())
         started = time.perf_counter()
-        pipe = load_txt2img_pipeline(entry, family, torch_dtype(plan), models_root=self.models_root,
-                                     hf_cache=self.hf_cache)
+        pipe = load_base_pipeline(entry, family, torch_dtype(plan), models_root=self.models_root,
+                                  hf_cache=self.hf_cache)
+        task = base_task(family, entry.variant)
         for line in apply_memory_plan(pipe, plan, self.device):
             log.info("memory: %s", line)
         model_hash = self.hash_cache.model_hash(weight_files_of(entry))
         seconds = time.perf_counter() - started
         log.info("loaded %s in %.1f s (hash %s)", entry.name, seconds, model_hash or "-")
         return LoadedModel(entry=entry, family=family, plan=plan, device=self.device, model_hash=model_hash,
-                           load_seconds=seconds, pipes={"txt2img": pipe}, previewer=LatentPreviewer(pipe.vae),
-                           footprint=footprint, held_bytes=held_bytes(plan, footprint))
+                           load_seconds=seconds, pipes={task: pipe}, previewer=LatentPreviewer(pipe.vae),
+                           footprint=footprint, held_bytes=held_bytes(plan, footprint), active_task=task)
 
     def unload(self, name: str | None = None) -> list[str]:
         """Unload one model (or all) and give its memory back; returns the names unloaded."""

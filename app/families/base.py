@@ -19,6 +19,7 @@ class VariantDefaults:
     width: int = 1024
     height: int = 1024
     negative_prompt: bool = False  # whether a negative prompt has any effect at the default CFG
+    true_cfg: bool = True  # whether its pipelines take true CFG (FLUX.1 Fill's does not)
     sampler: str = "Euler"
     schedule_type: str = "Simple"
 
@@ -39,6 +40,7 @@ class Capabilities:
     addon_kinds: frozenset[str] = frozenset({"lora"})
     lora_family: str = ""
     pipeline_addon_kinds: frozenset[str] = frozenset()  # kinds that pick another pipeline class
+    crops_to_mask: bool = True  # inpaint "Only masked" (FLUX.1 Fill's pipeline always takes the whole picture)
 
     @property
     def tasks(self) -> tuple[str, ...]:

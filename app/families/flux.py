@@ -14,6 +14,8 @@ from app.families.base import Capabilities, FamilyAdapter, VariantDefaults, comm
 VARIANTS = {
     "flux-schnell": VariantDefaults(steps=4, cfg_scale=1.0, guidance=None, max_sequence_length=256),
     "flux-dev": VariantDefaults(steps=28, cfg_scale=1.0, guidance=3.5, max_sequence_length=512),
+    # FLUX.1 Fill (dev): inpaint and outpaint only; its model card's 50 steps at guidance 30.
+    "flux-fill": VariantDefaults(steps=50, cfg_scale=1.0, guidance=30.0, max_sequence_length=512, true_cfg=False),
 }
 
 
@@ -22,7 +24,7 @@ def call_kwargs(request: Any, defaults: VariantDefaults) -> dict[str, Any]:
     guidance = request.guidance if request.guidance is not None else defaults.guidance
     kwargs["guidance_scale"] = guidance if guidance is not None else 0.0
     cfg = request.cfg_scale if request.cfg_scale is not None else defaults.cfg_scale
-    if cfg > 1.0:
+    if cfg > 1.0 and defaults.true_cfg:
         kwargs["true_cfg_scale"] = cfg
         kwargs["negative_prompt"] = request.negative_prompt or ""
     return kwargs
@@ -31,11 +33,13 @@ def call_kwargs(request: Any, defaults: VariantDefaults) -> dict[str, Any]:
 PIPELINES = task_pipelines({"txt2img": "FluxPipeline", "img2img": "FluxImg2ImgPipeline",
                             "inpaint": "FluxInpaintPipeline"})
 CAPABILITIES = {variant: Capabilities(pipelines=PIPELINES, lora_family="flux") for variant in VARIANTS}
+CAPABILITIES["flux-fill"] = Capabilities(pipelines=task_pipelines({"inpaint": "FluxFillPipeline"}), lora_family="flux",
+                                         crops_to_mask=False)
 
 
 def infotext_extras(variant: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Forge's key for dev's distilled guidance (schnell has none)."""
-    if variant == "flux-dev" and kwargs.get("guidance_scale"):
+    if variant in ("flux-dev", "flux-fill") and kwargs.get("guidance_scale"):
         return {"Distilled CFG Scale": kwargs["guidance_scale"]}
     return {}
 

@@ -109,7 +109,8 @@ def token_counter_html(count: int) -> str:
 def defaults_update(controls: GenerationControls, context: UIContext, model_name: str | None,
                     preset_name: str | None) -> dict:
     """Control values for a model (its variant's defaults, the preset's, then the model's own) and
-    which guidance control applies: FLUX dev has distilled guidance, SD3.5 has CFG and a negative prompt."""
+    which guidance control applies: FLUX dev and Fill have distilled guidance (Fill: 30), SD3.5 has CFG and a
+    negative prompt."""
     try:
         entry = context.engine.resolve_model(model_name)
     except Exception:  # no model yet: leave the controls as they are
@@ -131,7 +132,7 @@ def defaults_update(controls: GenerationControls, context: UIContext, model_name
         controls.steps: gr.update(value=values["steps"]),
         controls.cfg_scale: gr.update(value=values["cfg_scale"],
                                       label="CFG scale (true CFG; 1 = off)" if is_flux else "CFG scale"),
-        controls.guidance: gr.update(value=values["guidance"], visible=is_flux and entry.variant == "flux-dev"),
+        controls.guidance: gr.update(value=values["guidance"], visible=is_flux and base.guidance is not None),
         controls.width: gr.update(value=values["width"]),
         controls.height: gr.update(value=values["height"]),
         controls.negative_prompt: gr.update(visible=not is_flux),

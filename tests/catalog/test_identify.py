@@ -90,9 +90,11 @@ def test_files_easel_cannot_use_say_why():
     assert identify({}).problem == "the file holds no tensors"
 
 
-def test_flux_fill_is_recognised_but_refused():
+def test_flux_fill_is_recognised_by_its_input_channels_and_depth_refused():
     keys = flux_bfl_keys(dev=True) | {"img_in.weight": (3072, 384)}
     found = identify(as_header(keys))
-    assert found.kind == "flux-transformer" and "384 input channels" in found.problem
+    assert (found.kind, found.variant, found.problem) == ("flux-transformer", "flux-fill", None)
+    depth = identify(as_header(flux_bfl_keys(dev=True) | {"img_in.weight": (3072, 128)}))
+    assert "128 input channels" in depth.problem
     real_dev = identify(as_header(flux_bfl_keys(dev=True) | {"img_in.weight": (3072, 64)}))
     assert real_dev.problem is None and real_dev.variant == "flux-dev"

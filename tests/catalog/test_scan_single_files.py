@@ -246,9 +246,16 @@ def test_files_loose_in_a_models_folder_pair_with_each_other(tmp_path):
     assert model.status == READY and model.parts["vae"] == tmp_path / "ae.safetensors"
 
 
-def test_a_flux_fill_model_is_listed_as_unusable(comfy):
+def test_a_flux_fill_model_is_recognised_by_its_384_input_channels(comfy):
     write_model(comfy / "diffusion_models" / "flux1-fill-dev.safetensors",
                 flux_bfl_keys(dev=True) | {"img_in.weight": (3072, 384)})
     model = scan_models([comfy]).by_name("flux1-fill-dev")
+    assert (model.family, model.variant) == ("flux", "flux-fill")
+
+
+def test_a_flux_depth_model_is_listed_as_unusable(comfy):
+    write_model(comfy / "diffusion_models" / "flux1-depth-dev.safetensors",
+                flux_bfl_keys(dev=True) | {"img_in.weight": (3072, 128)})
+    model = scan_models([comfy]).by_name("flux1-depth-dev")
     assert model.status == "unreadable"
-    assert model.problems[0].startswith("flux1-fill-dev.safetensors: a FLUX.1 Fill/Depth/Canny model (384 input channels)")
+    assert model.problems[0].startswith("flux1-depth-dev.safetensors: a FLUX.1 Depth/Canny model (128 input channels)")
