@@ -17,7 +17,7 @@ from app.generation.request import validate_request
 from app.settings import PROJECT_ROOT, Settings
 
 MODELS = {"flux": "easel-demo-shapes-flux", "sd3": "easel-demo-shapes-sd3"}
-LORAS = {"flux": "demo-purple-flux"}  # the SD3 demo LoRA joins when it meets the same targets
+LORAS = {"flux": "demo-purple-flux", "sd3": "demo-purple-sd3"}
 HEADLINE = "a purple circle on a white background"
 SEEDS = range(24)
 SIZE = 128  # the demo models' default size
