@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from app.errors import InvalidRequest, ModelNotFound
-from app.engine.tiled_stage import (check_tiled_upscale, run_tiled_upscale, same_model_pass, tile_size,
-                                    upscales_the_input)
+from app.engine.tiled_stage import (check_tiled_upscale, run_tiled_upscale, same_model_pass, scaled_size,
+                                    tile_size, upscales_the_input)
 from app.generation.request import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, HiresStage, RefineStage
 
 # A1111's latent upscale modes: name -> (torch interpolate mode, antialias).
@@ -98,7 +98,7 @@ def check_stages(request, family, upscalers: Callable[[], list], resolve_model: 
         if stage.kind == "tiled_upscale":
             source = request.image.size if upscales_the_input(request, index + 1) else picture
             check_tiled_upscale(stage, index, source, upscalers())
-            picture = (round(source[0] * stage.scale), round(source[1] * stage.scale))
+            picture = scaled_size(source, stage)
         elif stage.kind == "hires":
             picture = hires_size(*size, stage).final
             check_hires_upscaler(hires_upscaler_name(stage, family), upscalers(), index)

@@ -14,6 +14,7 @@ from typing import Any
 
 from app.errors import InvalidRequest
 from app.generation.request import MAX_TILED_OUTPUT, TiledUpscaleStage
+from app.upscale.registry import NONE
 
 STAGE_NAME = "tiled upscale"
 DEFAULT_UPSCALER = "Lanczos"
@@ -35,6 +36,9 @@ def tile_size(stage: TiledUpscaleStage, width: int, height: int) -> tuple[int, i
 
 
 def scaled_size(size: tuple[int, int], stage: TiledUpscaleStage) -> tuple[int, int]:
+    """The upscaled picture's size; upscaler "None" (A1111's first) leaves it as it is: tiles over the picture."""
+    if upscaler_name(stage).lower() == NONE.lower():
+        return size
     return round(size[0] * stage.scale), round(size[1] * stage.scale)
 
 
@@ -104,8 +108,9 @@ def _tiled_infotext(stage: TiledUpscaleStage, request, run, upscaler: str, steps
                     tile: tuple[int, int]) -> dict[str, Any]:
     """A1111's SD upscale keys, and Easel's for what A1111 reads from the img2img fields."""
     values: dict[str, Any] = {"SD upscale overlap": stage.overlap, "SD upscale upscaler": upscaler,
-                              "SD upscale scale": stage.scale, "SD upscale tile": f"{tile[0]}x{tile[1]}",
-                              "SD upscale denoise": stage.strength}
+                              "SD upscale tile": f"{tile[0]}x{tile[1]}", "SD upscale denoise": stage.strength}
+    if upscaler.lower() != NONE.lower():
+        values["SD upscale scale"] = stage.scale
     if stage.steps:
         values["SD upscale steps"] = steps
     if upscales_the_input(request, run.index):  # the tiles are the job's only denoising: A1111's reading

@@ -73,6 +73,13 @@ def test_after_txt2img_the_first_pass_is_upscaled_and_refined_in_tiles(engine):
     assert parse_infotext(result.infotexts[0]).params["SD upscale tile"] == "64x64"  # the job's size
 
 
+def test_upscaler_none_refines_the_picture_in_tiles_at_its_own_size(engine):
+    result = engine.generate(upscale_request(picture((96, 64)), upscaler="None"))
+    assert result.images[0].size == (96, 64)
+    params = parse_infotext(result.infotexts[0]).params
+    assert params["SD upscale upscaler"] == "None" and "SD upscale scale" not in params
+
+
 def test_progress_counts_the_tiles_of_one_job(engine):
     job = engine.submit(upscale_request(Image.new("RGB", (48, 32), (90, 90, 90)), steps=2, strength=1.0))
     seen = [p for p in job.events() if p.total_steps and p.state == "running"]
