@@ -1,8 +1,8 @@
 """The catalog's reading of a pickled weights file agrees with torch's own weights-only load, and never
 unpickles anything."""
 
-import os
 import pickle
+import random
 import warnings
 from collections import OrderedDict
 
@@ -33,7 +33,7 @@ def _files(marker):
         "trap-raw-pickle": lambda p: p.write_bytes(pickle.dumps({"conv_first.weight": trap})),
         "numpy-scalar": lambda p: torch.save({"a": np.float32(1)}, p),
         "protocol-4": lambda p: torch.save(_state(), p, pickle_protocol=4),
-        "random-bytes": lambda p: p.write_bytes(os.urandom(2048)),
+        "random-bytes": lambda p: p.write_bytes(b"\x00" + random.Random(0).randbytes(2047)),  # no pickle opcode first
         "truncated": lambda p: (torch.save(_state(), p, _use_new_zipfile_serialization=False),
                                 p.write_bytes(p.read_bytes()[:90])),
         "empty": lambda p: p.write_bytes(b""),
