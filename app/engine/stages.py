@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from app.errors import InvalidRequest, ModelNotFound
+from app.engine.task_inputs import img2img_steps
 from app.engine.tiled_stage import (check_tiled_upscale, run_tiled_upscale, same_model_pass, scaled_size,
                                     tile_size, upscales_the_input)
 from app.generation.request import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, HiresStage, RefineStage
@@ -74,7 +75,7 @@ def pass_sizes(request, width: int, height: int) -> list[tuple[int, int]]:
             sizes.append(hires_size(width, height, stage).final)
         elif stage.kind == "tiled_upscale":
             sizes.append(tile_size(stage, width, height))
-    return sizes or [(width, height)]
+    return sizes
 
 
 def hires_upscaler_name(stage: HiresStage, family) -> str:
@@ -208,11 +209,6 @@ def _hires_infotext(stage: HiresStage, request, upscaler: str, steps: int, targe
     if stage.negative_prompt and stage.negative_prompt != request.negative_prompt:
         values["Hires negative prompt"] = stage.negative_prompt
     return values
-
-
-def img2img_steps(steps: int, strength: float) -> int:
-    """The steps an img2img call at `strength` runs (diffusers skips the first 1 - strength of them)."""
-    return max(1, steps - int(steps - steps * strength))
 
 
 def run_refine(run: StageRun, stage: RefineStage, images: list, seeds: list[int]) -> list:

@@ -12,6 +12,11 @@ from typing import Any, Callable
 from app.generation.images import fill_masked, fit_image, paste_unmasked, prepare_mask
 
 
+def img2img_steps(steps: int, strength: float) -> int:
+    """The steps an img2img call at `strength` runs (diffusers' get_timesteps skips the first 1 - strength)."""
+    return max(1, steps - int(steps - steps * strength))
+
+
 @dataclass
 class TaskInputs:
     kwargs: dict[str, Any] = field(default_factory=dict)  # image=, strength=, mask_image=...
@@ -23,9 +28,7 @@ class TaskInputs:
     def steps_run(self, steps: int) -> int:
         """The denoising steps diffusers' get_timesteps runs for this strength (all of them for txt2img)."""
         strength = self.kwargs.get("strength")
-        if strength is None:
-            return steps
-        return max(1, steps - int(steps - steps * strength))
+        return steps if strength is None else img2img_steps(steps, strength)
 
 
 def txt2img_inputs(request, width: int, height: int, seed: int) -> TaskInputs:

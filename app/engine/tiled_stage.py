@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.engine.task_inputs import img2img_steps
 from app.errors import InvalidRequest
 from app.generation.request import MAX_TILED_OUTPUT, TiledUpscaleStage
 from app.upscale.registry import NONE
@@ -75,7 +76,7 @@ def run_tiled_upscale(run, stage: TiledUpscaleStage, images: list, seeds: list[i
     upscaler = next(u for u in run.upscalers() if u.name.lower() == name.lower())
     kwargs = family.call_kwargs(same_model_pass(request, stage, run.kwargs["num_inference_steps"]), run.defaults)
     steps = kwargs["num_inference_steps"]
-    steps_run = max(1, steps - int(steps - steps * stage.strength))  # what diffusers' img2img runs
+    steps_run = img2img_steps(steps, stage.strength)
     tile_w, tile_h = tile_size(stage, run.width, run.height)
     pipe = run.loaded.pipeline_for("img2img")
     out, done, total = [], 0, 0
