@@ -11,7 +11,7 @@ paths, or a list, each relative to base_path:
             models/Lora
             models/LyCORIS
 
-Categories Easel does not use (embeddings, controlnet, configs...) are ignored. A section whose
+Categories Easel does not use (embeddings, configs...) are ignored. A section whose
 base_path is an A1111 / Forge install (it has models/Stable-diffusion) also adds that models/
 folder as a root; a section with no category keys adds base_path/models (or base_path) as a root.
 """

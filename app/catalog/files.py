@@ -22,12 +22,15 @@ class FoundFile:
     """A model-like file seen by a scan.
 
     kind:   one of identify.KINDS.
+    path:   the file; for a diffusers-format ControlNet, its folder.
     role:   the category folder it sits in (layout.ROLES), None for a file loose in a models root.
     reason: why it cannot be used; None when it can.
     dtype:  the dtype holding most of its bytes ("F16", "F8_E4M3"...), None when not read.
     pickled: a .pth/.ckpt/.pt/.bin file. The catalog never unpickles; an upscaler .pth file is
             usable when its pickle is one the upscale loader's weights-only torch.load accepts
             (pickle_check.py reads its opcodes to tell), unusable with the reason otherwise.
+    variant: for a ControlNet, its layout's flavour (app/controlnet/layouts.py: "instantx", "union"...).
+    control_types: for a ControlNet, the control types it reads ("canny", "depth"...; () when unknown).
     """
 
     path: Path
@@ -42,6 +45,7 @@ class FoundFile:
     reason: str | None = None
     dtype: str | None = None
     pickled: bool = False
+    control_types: tuple[str, ...] = ()
 
     @property
     def usable(self) -> bool:
@@ -72,7 +76,7 @@ def inspect_file(path: Path, role: str | None, root: Path) -> FoundFile:
     found: Identity = identify(tensors, path.stem)
     return FoundFile(
         path, found.kind, size, role, root, found.family, found.variant, found.key_layout,
-        found.contains, found.problem, _main_dtype(tensors),
+        found.contains, found.problem, main_dtype(tensors), control_types=found.control_types,
     )
 
 
@@ -83,7 +87,7 @@ def _stat_failure(path: Path, e: OSError) -> str:
         return f"cannot read: {e.strerror or e}"
 
 
-def _main_dtype(tensors: dict[str, tuple[str, tuple[int, ...]]]) -> str | None:
+def main_dtype(tensors: dict[str, tuple[str, tuple[int, ...]]]) -> str | None:
     weight: Counter[str] = Counter()
     for dtype, shape in tensors.values():
         n = DTYPE_BYTES.get(dtype, 1)

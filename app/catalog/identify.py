@@ -2,9 +2,19 @@
 
 Rules, in the order they are tried (the first that matches wins):
 
-1. LoRA: any key with lora_A / lora_B / lora_up / lora_down / LoKr / LoHa markers or ending in
-   ".alpha". Tried first because LoRA keys embed the names of the blocks they patch.
-2. Diffusion transformers, keys bare or under "model.diffusion_model.":
+1. ControlNet, by app/controlnet/layouts.py's rules (its docstring lists the keys of each layout):
+   FLUX InstantX / union / Union-Pro 2.0 / jasperai (controlnet_x_embedder + transformer_blocks.N),
+   XLabs (controlnet_blocks.N + input_hint_block + pos_embed_input), SD3.5 Large by Stability and
+   diffusers SD3 ControlNets (controlnet_blocks.N + pos_embed_input.proj), and BFL's FLUX.1
+   Canny/Depth dev: a whole FLUX transformer whose input projection takes 128 channels, or a LoRA
+   whose img_in / x_embedder LoRA does. Tried first: a ControlNet also holds transformer blocks, and a
+   control LoRA is a LoRA. `variant` is the layout's flavour, `family` the family it controls,
+   `key_layout` its key naming ("diffusers", "bfl" or "stability", layouts.key_naming) and
+   `control_types` what its union modes or its name say it reads. A file with other controlnet_* keys
+   (MistoLine, Qwen-Image ControlNets) is an unknown ControlNet, never a transformer.
+2. LoRA: any key with lora_A / lora_B / lora_up / lora_down / LoKr / LoHa markers or ending in
+   ".alpha". Tried before the models because LoRA keys embed the names of the blocks they patch.
+3. Diffusion transformers, keys bare or under "model.diffusion_model.":
    - FLUX original (BFL / ComfyUI): img_in.weight + double_blocks.N / single_blocks.N;
      flux-dev iff guidance_in.in_layer.weight.
    - FLUX diffusers: x_embedder.weight + transformer_blocks.N + single_transformer_blocks.N;
@@ -15,15 +25,16 @@ Rules, in the order they are tried (the first that matches wins):
    SD3.5 medium (MMDiT-X) is the only one with attn2 in its blocks. Large and large-turbo have the
    same weights layout and shapes, so turbo is told by the file or folder name containing "turbo".
    A transformer beside text_encoders.* or first_stage_model.* / vae.* keys is an all-in-one
-   checkpoint; `contains` lists the parts inside.
-3. Text encoders. CLIP (text_model.encoder.layers.N..., prefix optional): the width of the token
+   checkpoint; `contains` lists the parts inside. A FLUX transformer with another input width than
+   64 (text-to-image) or 384 (Fill) is recognised and refused.
+4. Text encoders. CLIP (text_model.encoder.layers.N..., prefix optional): the width of the token
    embedding decides, 768 = clip_l and 1280 = clip_g. A width no real encoder has (tiny test models)
    falls back to text_projection.weight, which ComfyUI's clip_g files carry and clip_l files usually
    do not. T5 (encoder.block.N.layer.0.SelfAttention.q.weight): d_model 4096 is T5-XXL; the widths
    of smaller released T5s are refused; tiny test widths are accepted as T5-XXL.
-4. VAE: decoder.conv_in.weight in-channels = latent channels; 16 is usable ("vae"), anything else
+5. VAE: decoder.conv_in.weight in-channels = latent channels; 16 is usable ("vae"), anything else
    (4 for SD 1.x/XL) is "vae-4ch".
-5. Upscalers (ESRGAN, Real-ESRGAN, SwinIR, ...): conv_first.weight, model.0.weight or body.N.
+6. Upscalers (ESRGAN, Real-ESRGAN, SwinIR, ...): conv_first.weight, model.0.weight or body.N.
 """
 
 from __future__ import annotations
@@ -33,10 +44,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from app.catalog.safetensors_header import TensorInfo
+from app.controlnet.layouts import control_types, controlnet_layout, key_naming
 
 KINDS = (
     "flux-transformer", "sd3-transformer", "flux-checkpoint", "sd3-checkpoint",
-    "clip_l", "clip_g", "t5xxl", "vae", "vae-4ch", "lora", "upscaler", "unknown",
+    "clip_l", "clip_g", "t5xxl", "vae", "vae-4ch", "lora", "upscaler", "controlnet", "unknown",
 )
 GENERATION_KINDS = ("flux-transformer", "sd3-transformer", "flux-checkpoint", "sd3-checkpoint")
 
@@ -60,11 +72,15 @@ _LORA_MARKERS = ("lora_A", "lora_B", "lora_up", "lora_down", "lora.up", "lora.do
 _T5_Q = re.compile(r"(?:^|\.)encoder\.block\.\d+\.layer\.0\.SelfAttention\.q\.weight$")
 _ATTN2 = re.compile(r"^(?:joint_blocks|transformer_blocks)\.\d+\.(?:x_block\.)?attn2\.")
 _UPSCALER_BODY = re.compile(r"^body\.\d+\.")
+_CONTROLNET_PREFIXES = ("controlnet_", "single_controlnet_blocks.")
+_SD_CONTROLNET_MARKERS = ("controlnet_down_blocks.", "controlnet_cond_embedding.", "zero_convs.", "control_model.")
+SD_CONTROLNET = "a Stable Diffusion 1.x/XL ControlNet: Easel runs FLUX.1 and SD3.5 ControlNets"
 
 
 @dataclass(frozen=True)
 class Identity:
-    """What a file is. `problem` is set when the file is recognised but Easel cannot use it."""
+    """What a file is. `problem` is set when the file is recognised but Easel cannot use it.
+    control_types: for a ControlNet, the control types it reads (() when nothing tells)."""
 
     kind: str
     family: str | None = None
@@ -72,15 +88,23 @@ class Identity:
     key_layout: str | None = None
     contains: frozenset[str] = frozenset()
     problem: str | None = None
+    control_types: tuple[str, ...] = ()
 
 
 def identify(tensors: Mapping[str, TensorInfo], name: str = "") -> Identity:
-    """Identify a file from its header; `name` (file or folder name) only tells SD3.5 turbo apart."""
+    """Identify a file from its header; `name` (file or folder name) only tells SD3.5 turbo apart and a
+    single-type ControlNet's control type."""
     keys = list(tensors)
     if not keys:
         return Identity("unknown", problem="the file holds no tensors")
+    control = controlnet_layout(tensors)
+    if control is not None:
+        return Identity("controlnet", control.family, control.flavour, key_naming(tensors),
+                        control_types=control_types(control, name))
     if any(m in k for k in keys for m in _LORA_MARKERS) or any(k.endswith(".alpha") for k in keys):
         return Identity("lora", family=_lora_family(keys))
+    if any(k.startswith(_CONTROLNET_PREFIXES) for k in keys):
+        return Identity("unknown", problem=_controlnet_hint(keys))
     for prefix in ("", CHECKPOINT_PREFIX):
         found = _transformer(_strip(tensors, prefix), name)
         if found is not None:
@@ -123,9 +147,10 @@ def _flux(dev: bool, layout: str, shape: tuple[int, ...]) -> Identity:
     variant = "flux-dev" if dev else "flux-schnell"
     if len(shape) == 2 and shape[0] == FLUX_WIDTH and shape[1] == FILL_IN_CHANNELS and dev:
         return Identity("flux-transformer", "flux", "flux-fill", layout)  # FLUX.1 Fill: inpaint and outpaint
-    # Canny / Depth models widen the input projection too; no pipeline of Easel's drives them yet.
+    # FLUX.1 Canny / Depth (128 channels) are ControlNet kinds, found before this; any other width is none
+    # of BFL's models.
     if len(shape) == 2 and shape[0] == FLUX_WIDTH and shape[1] != FLUX_IN_CHANNELS:
-        problem = (f"a FLUX.1 Depth/Canny model ({shape[1]} input channels): "
+        problem = (f"a FLUX.1 model with {shape[1]} input channels: "
                    "the text-to-image and Fill FLUX.1 models are supported")
         return Identity("flux-transformer", "flux", None, layout, problem=problem)
     return Identity("flux-transformer", "flux", variant, layout)
@@ -212,9 +237,18 @@ def _lora_family(keys: list[str]) -> str | None:
 
 def _unknown_hint(keys: list[str]) -> str:
     joined = " ".join(keys[:2000])
+    if any(m in joined for m in _SD_CONTROLNET_MARKERS):
+        return SD_CONTROLNET
     if "input_blocks." in joined or ("down_blocks." in joined and "conv_in.weight" in joined):
         return "a Stable Diffusion 1.x/2.x/XL model: Easel runs FLUX.1 and SD3.5"
     if "vision_model." in joined:
         return "a CLIP vision model, not a text encoder or a generation model"
     sample = ", ".join(repr(k) for k in sorted(keys)[:2])
     return f"not a FLUX.1 or SD3.5 model file (keys such as {sample})"
+
+
+def _controlnet_hint(keys: list[str]) -> str:
+    if any(k.startswith(_SD_CONTROLNET_MARKERS) for k in keys):
+        return SD_CONTROLNET
+    return ("a ControlNet of a layout Easel does not read: FLUX.1 InstantX, union, XLabs and jasperai "
+            "ControlNets and SD3.5 ControlNets are read")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 # Roles of the folders of a models tree.
 MODELS, TEXT_ENCODERS, VAE, LORAS, UPSCALERS = "models", "text_encoders", "vae", "loras", "upscale_models"
-ROLES = (MODELS, TEXT_ENCODERS, VAE, LORAS, UPSCALERS)
+CONTROLNET = "controlnet"
+ROLES = (MODELS, TEXT_ENCODERS, VAE, LORAS, UPSCALERS, CONTROLNET)
 
 # Folder names (compared case-insensitively) -> role. ComfyUI, then A1111 / Forge spellings.
 FOLDER_ROLES = {
@@ -16,13 +17,14 @@ FOLDER_ROLES = {
     "loras": LORAS, "lora": LORAS, "lycoris": LORAS,
     "upscale_models": UPSCALERS, "esrgan": UPSCALERS, "realesrgan": UPSCALERS, "swinir": UPSCALERS,
     "dat": UPSCALERS,
+    "controlnet": CONTROLNET,  # ComfyUI's controlnet/, A1111's and Forge's ControlNet/
 }
 
 # Folders of ComfyUI's and A1111's models trees that hold things Easel does not use (compared
 # case-insensitively) -> what they hold. The listing counts their model files, so none is a mystery.
 UNUSED_FOLDERS = {
     "embeddings": "textual inversion embeddings", "hypernetworks": "hypernetworks",
-    "controlnet": "ControlNet models", "t2i_adapter": "T2I adapters", "ipadapter": "IP-Adapter models",
+    "t2i_adapter": "T2I adapters", "ipadapter": "IP-Adapter models",
     "clip_vision": "CLIP vision models", "style_models": "style models", "gligen": "GLIGEN models",
     "photomaker": "PhotoMaker models", "vae_approx": "preview decoders", "vae-approx": "preview decoders",
     "gfpgan": "face restoration models", "codeformer": "face restoration models",
@@ -30,11 +32,11 @@ UNUSED_FOLDERS = {
     "blip": "captioning models", "karlo": "unCLIP models",
 }
 
-# Category keys of ComfyUI's extra_model_paths.yaml -> role. Other keys (embeddings, controlnet...) are ignored.
+# Category keys of ComfyUI's extra_model_paths.yaml -> role. Other keys (embeddings, configs...) are ignored.
 CONFIG_ROLES = {
     "checkpoints": MODELS, "diffusion_models": MODELS, "unet": MODELS,
     "clip": TEXT_ENCODERS, "text_encoders": TEXT_ENCODERS,
-    "vae": VAE, "loras": LORAS, "upscale_models": UPSCALERS,
+    "vae": VAE, "loras": LORAS, "upscale_models": UPSCALERS, "controlnet": CONTROLNET,
 }
 
 SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
@@ -62,6 +64,8 @@ def folder_for(root: Path, role: str) -> Path:
     for name, folder_role in FOLDER_ROLES.items():  # modern names first
         if folder_role == role and name in children:
             return children[name]
-    a1111 = {MODELS: "Stable-diffusion", TEXT_ENCODERS: "text_encoder", VAE: "VAE", LORAS: "Lora", UPSCALERS: "ESRGAN"}
-    comfy = {MODELS: "diffusion_models", TEXT_ENCODERS: "text_encoders", VAE: "vae", LORAS: "loras", UPSCALERS: "upscale_models"}
+    a1111 = {MODELS: "Stable-diffusion", TEXT_ENCODERS: "text_encoder", VAE: "VAE", LORAS: "Lora", UPSCALERS: "ESRGAN",
+             CONTROLNET: "ControlNet"}
+    comfy = {MODELS: "diffusion_models", TEXT_ENCODERS: "text_encoders", VAE: "vae", LORAS: "loras",
+             UPSCALERS: "upscale_models", CONTROLNET: "controlnet"}
     return root / (a1111 if is_a1111_models_dir(root) else comfy)[role]

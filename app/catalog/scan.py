@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from app.catalog.controlnet_folder import inspect_controlnet_folder
 from app.catalog.diffusers_folder import inspect_diffusers_folder
 from app.catalog.entry import READY, UNREADABLE, ModelEntry
 from app.catalog.extra_paths import ExtraFolders, read_extra_paths
@@ -28,9 +29,10 @@ MAX_NAMES_IN_ERROR = 10
 @dataclass(frozen=True)
 class CatalogScan:
     """models: generation models, ready first then by name. files: every model-like file seen
-    (LoRAs, upscalers, VAEs and encoders are listed from here). errors: folders or config files
-    that could not be read. unused_folders: (folder, what it holds, model files in it) for the
-    folders of a models tree Easel does not use (embeddings/, controlnet/ ...) that hold files."""
+    (LoRAs, upscalers, VAEs, encoders and ControlNets, a diffusers ControlNet folder as one file, are
+    listed from here). errors: folders or config files that could not be read. unused_folders:
+    (folder, what it holds, model files in it) for the folders of a models tree Easel does not use
+    (embeddings/, ipadapter/ ...) that hold files."""
 
     models: list[ModelEntry]
     files: list[FoundFile]
@@ -51,13 +53,14 @@ class CatalogScan:
         raise ModelNotFound(f"no model named {name!r}; available: {shown}{more}")
 
     def files_of_kind(self, *kinds: str) -> list[FoundFile]:
-        """Usable files of these kinds (e.g. "lora", "upscaler", "vae"), sorted by file name."""
+        """Usable files of these kinds (e.g. "lora", "upscaler", "vae", "controlnet"), sorted by file name."""
         chosen = [f for f in self.files if f.kind in kinds and f.usable]
         return sorted(chosen, key=lambda f: (f.path.name.lower(), str(f.path)))
 
     def unusable_files(self) -> list[FoundFile]:
         """Files Easel cannot use (each with its reason) that are not already listed as models: pickled,
-        corrupt or foreign files in the LoRA, VAE, text-encoder and upscaler folders and loose in a root."""
+        corrupt or foreign files in the LoRA, VAE, text-encoder, upscaler and ControlNet folders and loose
+        in a root."""
         chosen = [f for f in self.files if not f.usable and not makes_model_entry(f)]
         return sorted(chosen, key=lambda f: str(f.path))
 
@@ -90,6 +93,7 @@ def scan_models(
         errors.extend(listing.errors)
         unused += [u for u in listing.unused if _first_time(u[0], seen)]
         found = [inspect_file(path, role, root) for path, role in listing.files if _first_time(path, seen)]
+        found += [inspect_controlnet_folder(d, root) for d in listing.controlnet_dirs if _first_time(d, seen)]
         scanned.append((found, [d for d in listing.diffusers_dirs if _first_time(d, seen)]))
     files = [f for found, _ in scanned for f in found]
     candidates = [f for f in files if f.role in (TEXT_ENCODERS, VAE, None)]

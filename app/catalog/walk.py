@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.catalog.layout import MODEL_FILE_SUFFIXES, UNUSED_FOLDERS, role_of_folder
+from app.catalog.layout import CONTROLNET, MODEL_FILE_SUFFIXES, UNUSED_FOLDERS, role_of_folder
+from app.controlnet.folder import is_model_folder
 
 # How deep diffusers folders are looked for outside the category folders (root = level 0).
 DIFFUSERS_SEARCH_DEPTH = 3
@@ -17,11 +18,13 @@ CATEGORY_DEPTH = 6
 @dataclass
 class Listing:
     """files: (path, role of the category folder it sits in; None for a file loose in a root).
+    controlnet_dirs: diffusers-format ControlNet folders (config.json + weights) in a controlnet folder.
     unused: (folder, what it holds, how many model files) for the folders of a root Easel does not use
     (layout.UNUSED_FOLDERS) that hold any model file."""
 
     files: list[tuple[Path, str | None]] = field(default_factory=list)
     diffusers_dirs: list[Path] = field(default_factory=list)
+    controlnet_dirs: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     unused: list[tuple[Path, str, int]] = field(default_factory=list)
 
@@ -60,6 +63,9 @@ def _walk(folder: Path, role: str | None, depth: int, out: Listing, seen: set[st
         return
     if any(e.name == "model_index.json" for e in entries):
         out.diffusers_dirs.append(folder)
+        return
+    if role == CONTROLNET and is_model_folder(e.name for e in entries):
+        out.controlnet_dirs.append(folder)  # one model, named by its folder
         return
     for entry in entries:
         path = Path(entry.path)

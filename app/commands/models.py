@@ -1,12 +1,12 @@
 """`python -m app models`: the catalog as a table, with the memory plan each model would get, then the
-other files found (LoRAs, VAEs, encoders, upscalers), every file Easel cannot use with the reason, and
-the folders it does not read."""
+other files found (LoRAs, VAEs, encoders, upscalers, ControlNets), every file Easel cannot use with the
+reason, and the folders it does not read."""
 
 from __future__ import annotations
 
 # kind -> how the files line names it (identify.KINDS that are not generation models).
 FILE_KINDS = {"lora": "LoRA", "vae": "VAE", "clip_l": "CLIP-L", "clip_g": "CLIP-G", "t5xxl": "T5-XXL",
-              "upscaler": "upscaler"}
+              "upscaler": "upscaler", "controlnet": "ControlNet"}
 
 
 def _size(n: int) -> str:

@@ -7,7 +7,7 @@ from tinyfiles import (
 
 from app.catalog.entry import READY
 from app.catalog.extra_paths import read_extra_paths
-from app.catalog.layout import LORAS, MODELS, TEXT_ENCODERS, UPSCALERS, VAE
+from app.catalog.layout import CONTROLNET, LORAS, MODELS, TEXT_ENCODERS, UPSCALERS, VAE
 from app.catalog.scan import scan_models
 
 COMFY_YAML = """\
@@ -41,6 +41,7 @@ def test_comfyui_section_with_multi_line_and_list_values(tmp_path):
         (MODELS, base / "models/unet"),
         (VAE, base / "models/vae"),
         (LORAS, base / "models/loras"),
+        (CONTROLNET, base / "models/controlnet"),
     ]
 
 

@@ -90,11 +90,14 @@ def test_files_easel_cannot_use_say_why():
     assert identify({}).problem == "the file holds no tensors"
 
 
-def test_flux_fill_is_recognised_by_its_input_channels_and_depth_refused():
+def test_flux_fill_is_recognised_by_its_input_channels_and_depth_is_a_control_model():
     keys = flux_bfl_keys(dev=True) | {"img_in.weight": (3072, 384)}
     found = identify(as_header(keys))
     assert (found.kind, found.variant, found.problem) == ("flux-transformer", "flux-fill", None)
-    depth = identify(as_header(flux_bfl_keys(dev=True) | {"img_in.weight": (3072, 128)}))
-    assert "128 input channels" in depth.problem
+    depth = identify(as_header(flux_bfl_keys(dev=True) | {"img_in.weight": (3072, 128)}), "flux1-depth-dev")
+    assert (depth.kind, depth.family, depth.variant) == ("controlnet", "flux", "bfl-control")
+    assert depth.control_types == ("depth",)
+    other = identify(as_header(flux_bfl_keys(dev=True) | {"img_in.weight": (3072, 96)}))
+    assert other.kind == "flux-transformer" and "96 input channels" in other.problem
     real_dev = identify(as_header(flux_bfl_keys(dev=True) | {"img_in.weight": (3072, 64)}))
     assert real_dev.problem is None and real_dev.variant == "flux-dev"

@@ -253,9 +253,11 @@ def test_a_flux_fill_model_is_recognised_by_its_384_input_channels(comfy):
     assert (model.family, model.variant) == ("flux", "flux-fill")
 
 
-def test_a_flux_depth_model_is_listed_as_unusable(comfy):
+def test_a_flux_depth_model_is_a_control_model_not_a_generation_model(comfy):
     write_model(comfy / "diffusion_models" / "flux1-depth-dev.safetensors",
                 flux_bfl_keys(dev=True) | {"img_in.weight": (3072, 128)})
-    model = scan_models([comfy]).by_name("flux1-depth-dev")
-    assert model.status == "unreadable"
-    assert model.problems[0].startswith("flux1-depth-dev.safetensors: a FLUX.1 Depth/Canny model (128 input channels)")
+    scan = scan_models([comfy])
+    assert [m.name for m in scan.models] == ["flux1-schnell"]
+    [control] = scan.files_of_kind("controlnet")
+    assert (control.path.name, control.variant) == ("flux1-depth-dev.safetensors", "bfl-control")
+    assert control.control_types == ("depth",)
