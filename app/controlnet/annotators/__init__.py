@@ -1,0 +1,1 @@
+"""The detectors behind ControlNet preprocessors: one small function per preprocessor."""
