@@ -32,6 +32,7 @@ class Settings:
     default_preset: str | None = None
     preview_every: int = 4  # web UI: decode a preview every N steps (0: never)
     demo_models: bool = True  # build the embedded demo models when they are missing
+    controlnet_units: int = 3  # ControlNet units shown on the generation tabs (sd-webui-controlnet's default)
 
     @property
     def extra_model_paths_file(self) -> Path:
@@ -52,7 +53,7 @@ class Settings:
 
 _PATH_FIELDS = {"models_dir", "outputs_dir", "settings_file", "extra_model_paths", "hf_cache", "extensions_dir"}
 _BOOL_FIELDS = {"lowvram", "medvram", "force_fp16", "no_half", "demo_models"}
-_INT_FIELDS = {"max_loaded_models", "preview_every"}
+_INT_FIELDS = {"max_loaded_models", "preview_every", "controlnet_units"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -86,7 +87,7 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
 
 
 SAVED_FIELDS = ("outputs_dir", "filename_pattern", "preview_every", "default_preset", "default_model", "lowvram",
-                "medvram", "force_fp16", "no_half", "offload", "max_loaded_models")
+                "medvram", "force_fp16", "no_half", "offload", "max_loaded_models", "controlnet_units")
 
 
 def save_settings_file(path: Path, values: dict[str, Any]) -> Path:

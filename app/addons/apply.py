@@ -9,12 +9,13 @@ against the variant's capabilities before queueing, and prepare them on the load
 from __future__ import annotations
 
 from app.addons.base import AddonContext, Prepared
+from app.addons.controlnet import CONTROLNET
 from app.addons.lora import LORA
 from app.addons.prompt_tags import find_lora_tags
 from app.errors import InvalidRequest
 from app.generation.request import LoraAddon, validate_request
 
-ADDON_KINDS = {kind.kind: kind for kind in (LORA,)}
+ADDON_KINDS = {kind.kind: kind for kind in (LORA, CONTROLNET)}
 
 
 def with_prompt_addons(request):
@@ -44,7 +45,21 @@ def resolve_addons(request, context: AddonContext) -> list:
             raise InvalidRequest(f"addons[{index}].kind", f"{context.entry.variant or context.entry.family} takes no "
                                                           f"{addon.kind} add-ons (it takes: {takes})")
         resolved.append(ADDON_KINDS[addon.kind].resolve(addon, index, context))
+    _check_pipeline(request, context)
     return resolved
+
+
+def _check_pipeline(request, context: AddonContext) -> None:
+    """The variant has a pipeline for this task with these add-on kinds (SD3.5 has ControlNet for txt2img only)."""
+    capabilities = context.capabilities
+    kinds = {a.kind for a in request.addons if getattr(a, "active", True)} & capabilities.pipeline_addon_kinds
+    if not kinds or (request.task, frozenset(kinds)) in capabilities.pipelines:
+        return
+    index = next(i for i, a in enumerate(request.addons) if a.kind in kinds)
+    with_kinds = [task for task, k in capabilities.pipelines if k == frozenset(kinds)]
+    model = context.entry.variant or context.entry.family
+    raise InvalidRequest(f"addons[{index}].kind", f"{model} has no {' + '.join(sorted(kinds))} pipeline for "
+                                                  f"{request.task} (it has one for: {', '.join(with_kinds) or 'none'})")
 
 
 def prepare_addons(loaded, resolved: list, hash_cache) -> Prepared:

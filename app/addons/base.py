@@ -1,5 +1,5 @@
-"""The add-on protocol the engine speaks, and the table of kinds (`lora` today; ControlNet and image
-references join it the same way).
+"""The add-on protocol the engine speaks, and the table of kinds (`lora`, `controlnet`; image references
+join it the same way).
 
     resolved = kind.resolve(addon, index, context)   # at submit: the files exist and fit the variant
     prepared = kind.prepare(loaded, resolved_list)   # on the worker: placed on the loaded model, diffed
@@ -14,6 +14,7 @@ with none of that kind restores the base weights.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 
@@ -26,17 +27,27 @@ class AddonContext:
     catalog: Any  # catalog.scan.CatalogScan
     hash_cache: Any  # generation.model_hash.HashCache
     lora_infos: Any  # catalog.lora_info.LoraInfoCache: what each LoRA file says about itself
+    request: Any = None  # the GenerationRequest the add-ons belong to
+    size: tuple[int, int] | None = None  # the job's first-pass width x height
+    annotators_dir: Path | None = None  # where preprocessors' weights live (models/annotators)
 
 
 @dataclass
 class Prepared:
+    """What a job's add-ons give its pipeline call. components: modules the pipeline takes beside the
+    base model's ({"controlnet": model}: their names pick the pipeline class); extra_images: pictures
+    returned beside the generated ones (ControlNet's detected maps)."""
+
     call_kwargs: dict[str, Any] = field(default_factory=dict)
     infotext: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    components: dict[str, Any] = field(default_factory=dict)
+    extra_images: list[Any] = field(default_factory=list)
 
     def merge(self, other: "Prepared") -> "Prepared":
         return Prepared({**self.call_kwargs, **other.call_kwargs}, {**self.infotext, **other.infotext},
-                        self.warnings + other.warnings)
+                        self.warnings + other.warnings, {**self.components, **other.components},
+                        self.extra_images + other.extra_images)
 
 
 class AddonKind(Protocol):

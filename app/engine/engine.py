@@ -161,8 +161,8 @@ class Engine:
         request = with_prompt_addons(_revalidated(request))
         entry = self.resolve_model(request.model)
         check_task(request, entry)
-        if request.addons:  # a LoRA that does not fit fails here, named (a broken model fails at its load)
-            resolve_addons(request, self._addon_context(entry))
+        if request.addons:  # an add-on that does not fit fails here, named (a broken model fails at its load)
+            resolve_addons(request, self._addon_context(entry, request))
         if request.stages:
             family = family_for(entry.family)
             size = resolve_size(request, family.defaults_for(entry.variant, entry.path))
@@ -312,7 +312,8 @@ class Engine:
         entry = self.resolve_model(job.request.model)
         loaded = self._get_manager().get(entry, job.request)
         previewer = loaded.previewer if job.request.preview_every else None
-        addons = prepare_addons(loaded, resolve_addons(job.request, self._addon_context(entry)), self.hash_cache)
+        addons = prepare_addons(loaded, resolve_addons(job.request, self._addon_context(entry, job.request)),
+                                self.hash_cache)
         return run_job(job, loaded, self._get_store(), previewer=previewer, hooks=self._hooks, addons=addons,
                        upscalers=self.upscalers, load_model=lambda name: self._load_for_stage(name, job.request))
 
@@ -323,10 +324,12 @@ class Engine:
         prepare_addons(loaded, [], self.hash_cache)
         return loaded
 
-    def _addon_context(self, entry: ModelEntry) -> AddonContext:
+    def _addon_context(self, entry: ModelEntry, request: GenerationRequest) -> AddonContext:
         family = family_for(entry.family)
+        size = resolve_size(request, family.defaults_for(entry.variant, entry.path))
         return AddonContext(entry=entry, capabilities=family.capabilities_for(entry.variant), catalog=self.catalog(),
-                            hash_cache=self.hash_cache, lora_infos=self.lora_info_cache)
+                            hash_cache=self.hash_cache, lora_infos=self.lora_info_cache, request=request,
+                            size=(size.width, size.height), annotators_dir=self.settings.models_dir / "annotators")
 
 
 def _revalidated(request) -> GenerationRequest:

@@ -89,6 +89,7 @@ class GenerationResult:
     warnings: list[str] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
+    extra_images: list[Any] = field(default_factory=list)  # shown beside the images: ControlNet's detected maps
 
 
 class CancelToken:

@@ -43,7 +43,7 @@ class LoadedModel:
     load_seconds: float
     pipes: dict[str, Any] = field(default_factory=dict)  # task -> pipeline over the same components
     previewer: Any = None
-    active_task: str = "txt2img"
+    active_task: str = "txt2img"  # the key of the pipeline the last job ran: a task, or task+add-on components
     addon_state: dict[str, Any] = field(default_factory=dict)  # add-on kind -> what it left on this model
     footprint: Any = None  # ModelFootprint the plan was made for
     held_bytes: int = 0  # what the placed pipeline keeps on the device between jobs
@@ -53,15 +53,22 @@ class LoadedModel:
         """The pipeline the model was loaded as (txt2img's; inpaint's for FLUX.1 Fill): the others share its parts."""
         return next(iter(self.pipes.values()))
 
-    def pipeline_for(self, task: str):
-        """The task's pipeline. Placement hooks live on the shared modules and carry over; model CPU
-        offload is the exception: its hook chain belongs to one pipeline, so it is re-made on a switch."""
-        if task not in self.pipes:
-            self.pipes[task] = switch_task(self.base_pipeline, self.family, task, self.entry.variant)
-        pipe = self.pipes[task]
-        if task != self.active_task and self.plan.placement == "model_offload":
+    def pipeline_for(self, task: str, components: dict[str, Any] | None = None):
+        """The task's pipeline, with the components an add-on brings (`{"controlnet": model}`: their names
+        pick the class, e.g. FluxControlNetPipeline). Placement hooks live on the shared modules and carry
+        over; model CPU offload is the exception: its hook chain belongs to one pipeline, so it is re-made
+        when the pipeline or one of its add-on components changes."""
+        components = components or {}
+        key = task if not components else f"{task}+{'+'.join(sorted(components))}"
+        if key not in self.pipes:
+            self.pipes[key] = switch_task(self.base_pipeline, self.family, task, self.entry.variant, components)
+        pipe = self.pipes[key]
+        changed = [name for name, module in components.items() if getattr(pipe, name, None) is not module]
+        for name in changed:
+            setattr(pipe, name, components[name])  # DiffusionPipeline registers the new module
+        if (key != self.active_task or changed) and self.plan.placement == "model_offload":
             pipe.enable_model_cpu_offload(device=self.device.torch_device)
-        self.active_task = task
+        self.active_task = key
         return pipe
 
 

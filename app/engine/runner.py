@@ -16,7 +16,7 @@ from app.addons.base import Prepared
 from app.addons.prompt_tags import strip_lora_tags
 from app.engine.stages import AFTER_ALL_BATCHES, STAGE_RUNNERS, StageRun, pass_sizes
 from app.engine.task_inputs import TASK_INPUTS
-from app.generation.infotext import Infotext, format_infotext
+from app.generation.infotext import Infotext, format_infotext, format_value
 from app.generation.request import MAX_SEED, SIZE_MULTIPLE, GenerationRequest
 from app.generation.tokens import CLIP_WINDOW, count_clip_tokens
 
@@ -142,7 +142,7 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
     family, entry = loaded.family, loaded.entry
     defaults = family.defaults_for(entry.variant, entry.path)
     geometry = resolve_size(request, defaults)
-    pipe = loaded.pipeline_for(request.task)
+    pipe = loaded.pipeline_for(request.task, addons.components)
     for size in pass_sizes(request, geometry.width, geometry.height):
         check_model_limits(pipe, family, Geometry(*size))
 
@@ -164,6 +164,8 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
     kwargs.update(inputs.kwargs)
     kwargs.update(addons.call_kwargs)
     result.warnings.extend(inputs.warnings)
+    result.warnings.extend(_drop_unaccepted_cfg(pipe, kwargs))
+    result.extra_images.extend(addons.extra_images)
 
     steps = kwargs["num_inference_steps"]
     cfg_used = family.cfg_used(kwargs)
@@ -239,6 +241,18 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
     result.interrupted = result.interrupted or job.cancel.interrupted
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _drop_unaccepted_cfg(pipe, kwargs: dict[str, Any]) -> list[str]:
+    """True CFG left out where the task's pipeline has none (FLUX's ControlNet img2img and inpaint)."""
+    import inspect
+
+    if "true_cfg_scale" not in kwargs or "true_cfg_scale" in inspect.signature(pipe.__call__).parameters:
+        return []
+    cfg = kwargs.pop("true_cfg_scale")
+    kwargs.pop("negative_prompt", None)
+    return [f"CFG scale {format_value(cfg)} is not available with {type(pipe).__name__}: it ran without true CFG "
+            "(the negative prompt has no effect)"]
 
 
 def _save(store, result: GenerationResult, image, request, text: str, seed: int, model: str, suffix: str = ""):

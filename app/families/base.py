@@ -25,6 +25,7 @@ class VariantDefaults:
 
 
 TASKS = ("txt2img", "img2img", "inpaint")
+CONTROLNET = frozenset({"controlnet"})  # the add-on kinds of a ControlNet job's pipeline key
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class Capabilities:
     """What one variant can take; `Engine.submit` checks a request against it before queueing.
 
     pipelines: (task, the add-on kinds that need a pipeline of their own) -> diffusers class name. A LoRA
-    patches the weights and needs none, so its jobs use the (task, frozenset()) entry; ControlNet will
-    add (task, {"controlnet"}) entries. lora_family: the family whose LoRAs fit (FLUX.1 schnell and dev
+    patches the weights and needs none, so its jobs use the (task, frozenset()) entry; ControlNet
+    addss (task, {"controlnet"}) entries. lora_family: the family whose LoRAs fit (FLUX.1 schnell and dev
     share FLUX LoRAs)."""
 
     pipelines: Mapping[tuple[str, frozenset[str]], str]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from app.families.base import Capabilities, FamilyAdapter, VariantDefaults, common_call_kwargs, task_pipelines
+from app.families.base import CONTROLNET, Capabilities, FamilyAdapter, VariantDefaults, common_call_kwargs, task_pipelines
 
 VARIANTS = {
     "flux-schnell": VariantDefaults(steps=4, cfg_scale=1.0, guidance=None, max_sequence_length=256),
@@ -30,9 +30,14 @@ def call_kwargs(request: Any, defaults: VariantDefaults) -> dict[str, Any]:
     return kwargs
 
 
-PIPELINES = task_pipelines({"txt2img": "FluxPipeline", "img2img": "FluxImg2ImgPipeline",
-                            "inpaint": "FluxInpaintPipeline"})
-CAPABILITIES = {variant: Capabilities(pipelines=PIPELINES, lora_family="flux") for variant in VARIANTS}
+PIPELINES = {
+    **task_pipelines({"txt2img": "FluxPipeline", "img2img": "FluxImg2ImgPipeline", "inpaint": "FluxInpaintPipeline"}),
+    ("txt2img", CONTROLNET): "FluxControlNetPipeline",
+    ("img2img", CONTROLNET): "FluxControlNetImg2ImgPipeline",
+    ("inpaint", CONTROLNET): "FluxControlNetInpaintPipeline",
+}
+CAPABILITIES = {variant: Capabilities(pipelines=PIPELINES, lora_family="flux", addon_kinds=frozenset({"lora", "controlnet"}),
+                                      pipeline_addon_kinds=CONTROLNET) for variant in VARIANTS}
 CAPABILITIES["flux-fill"] = Capabilities(pipelines=task_pipelines({"inpaint": "FluxFillPipeline"}), lora_family="flux",
                                          crops_to_mask=False)
 

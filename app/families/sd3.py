@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.families.base import Capabilities, FamilyAdapter, VariantDefaults, common_call_kwargs, task_pipelines
+from app.families.base import CONTROLNET, Capabilities, FamilyAdapter, VariantDefaults, common_call_kwargs, task_pipelines
 
 VARIANTS = {
     "sd3.5-large": VariantDefaults(steps=28, cfg_scale=4.5, guidance=None, max_sequence_length=256, negative_prompt=True),
@@ -24,11 +24,16 @@ def call_kwargs(request: Any, defaults: VariantDefaults) -> dict[str, Any]:
     return kwargs
 
 
-PIPELINES = task_pipelines({"txt2img": "StableDiffusion3Pipeline", "img2img": "StableDiffusion3Img2ImgPipeline",
-                            "inpaint": "StableDiffusion3InpaintPipeline"})
+PIPELINES = {
+    **task_pipelines({"txt2img": "StableDiffusion3Pipeline", "img2img": "StableDiffusion3Img2ImgPipeline",
+                      "inpaint": "StableDiffusion3InpaintPipeline"}),
+    # diffusers has SD3 ControlNet pipelines for txt2img only (its inpainting one is for inpainting ControlNets)
+    ("txt2img", CONTROLNET): "StableDiffusion3ControlNetPipeline",
+}
 # SD3.5 large and medium differ in depth and width: a LoRA of one has no key that fits the other, which
 # the LoRA loader reports by name; the family check here catches FLUX files before any load.
-CAPABILITIES = {variant: Capabilities(pipelines=PIPELINES, lora_family="sd3") for variant in VARIANTS}
+CAPABILITIES = {variant: Capabilities(pipelines=PIPELINES, lora_family="sd3", addon_kinds=frozenset({"lora", "controlnet"}),
+                                      pipeline_addon_kinds=CONTROLNET) for variant in VARIANTS}
 
 
 def size_limit(pipe) -> int:

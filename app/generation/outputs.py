@@ -27,7 +27,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-TASKS = ("txt2img", "img2img", "inpaint", "upscale", "extras", "grids")
+TASKS = ("txt2img", "img2img", "inpaint", "upscale", "extras", "grids", "controlnet")  # controlnet: detected maps
 TOKENS = ("number", "seed", "model_name", "date", "datetime", "prompt_words")
 DEFAULT_PATTERN = "[number]-[seed]"
 

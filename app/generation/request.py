@@ -5,9 +5,11 @@ Validated before any model loads. Errors name the field and the allowed range (s
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from app.errors import InvalidRequest
 
@@ -36,8 +38,71 @@ class LoraAddon(BaseModel):
     from_prompt: bool = False  # read from a <lora:...> tag of the prompt (the tag stays in the prompt)
 
 
-# A union discriminated on `kind` as the other add-on kinds (controlnet, reference) join it.
-AddOn = LoraAddon
+CONTROL_MODES = ("balanced", "prompt", "controlnet")  # sd-webui-controlnet's three, in its order
+MAX_CONTROL_WEIGHT = 2.0
+MIN_PROCESSOR_RES, MAX_PROCESSOR_RES = 64, 2048
+
+
+class ControlNetAddon(BaseModel):
+    """A ControlNet unit, as sd-webui-controlnet and Forge have them.
+
+    model: a ControlNet file's name (stem) from the controlnet folders. image: the control picture;
+    None takes the job's input image (img2img / inpaint). module: the preprocessor run on it first
+    ("none": the picture is already a control map). mask: where the unit acts (white), None: everywhere.
+    weight: the conditioning scale; guidance_start / guidance_end: the part of the schedule it acts in.
+    control_mode: "balanced", "prompt" (My prompt is more important) or "controlnet" (ControlNet is
+    more important). resize_mode: how the picture is fitted to the job's size. processor_res and
+    threshold_a / threshold_b: the preprocessor's resolution and settings (None: its defaults);
+    pixel_perfect: the resolution computed from the picture and the job's size instead. control_type:
+    which mode of a union model ("canny", "depth"...); "" takes the preprocessor's."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
+
+    kind: Literal["controlnet"] = "controlnet"
+    model: str = Field(min_length=1, max_length=255)
+    module: str = Field("none", min_length=1, max_length=255)
+    image: Any = None
+    mask: Any = None
+    weight: float = Field(1.0, ge=0.0, le=MAX_CONTROL_WEIGHT, allow_inf_nan=False)
+    guidance_start: float = Field(0.0, ge=0.0, le=1.0, allow_inf_nan=False)
+    guidance_end: float = Field(1.0, ge=0.0, le=1.0, allow_inf_nan=False)
+    control_mode: Literal["balanced", "prompt", "controlnet"] = "balanced"
+    resize_mode: Literal["just-resize", "crop-and-resize", "resize-and-fill"] = "crop-and-resize"
+    pixel_perfect: bool = False
+    processor_res: int = Field(512, ge=MIN_PROCESSOR_RES, le=MAX_PROCESSOR_RES)
+    threshold_a: float | None = Field(None, allow_inf_nan=False)
+    threshold_b: float | None = Field(None, allow_inf_nan=False)
+    control_type: str = Field("", max_length=64)
+    save_detected_map: bool = False
+
+    @field_validator("image", "mask")
+    @classmethod
+    def _pil_image(cls, v: Any) -> Any:
+        return _checked_image(v)
+
+    @model_validator(mode="after")
+    def _schedule(self) -> "ControlNetAddon":
+        if self.guidance_start > self.guidance_end:
+            raise ValueError(f"guidance_start: {self.guidance_start} is after guidance_end {self.guidance_end}; "
+                             "the start must not be after the end")
+        return self
+
+    @property
+    def active(self) -> bool:
+        """Whether the unit changes anything: weight 0 or an empty schedule leave it out entirely."""
+        return self.weight > 0 and self.guidance_end > self.guidance_start
+
+
+def _addon_kind(value: Any) -> str:
+    """An add-on's kind; one without a `kind` is a LoRA (the only kind there was at first)."""
+    if isinstance(value, dict):
+        return value.get("kind", "lora")
+    return getattr(value, "kind", "lora")
+
+
+# Add-ons, discriminated on `kind` (image references join the same way).
+AddOn = Annotated[Union[Annotated[LoraAddon, Tag("lora")], Annotated[ControlNetAddon, Tag("controlnet")]],
+                  Discriminator(_addon_kind)]
 
 MAX_STAGES = 4
 MAX_HIRES_SCALE = 8.0
@@ -154,7 +219,7 @@ class GenerationRequest(BaseModel):
     resize_mode: Literal["just-resize", "crop-and-resize", "resize-and-fill"] = "just-resize"
     save: bool = True
     preview_every: int = Field(0, ge=0, le=MAX_STEPS, description="decode a preview every N steps (0: never)")
-    addons: tuple[AddOn, ...] = Field((), max_length=MAX_ADDONS, description="LoRAs (and later other add-ons)")
+    addons: tuple[AddOn, ...] = Field((), max_length=MAX_ADDONS, description="LoRAs and ControlNet units")
     stages: tuple[Stage, ...] = Field((), max_length=MAX_STAGES, description="passes after the first (hires fix, tiled upscale, refine)")
 
     @field_validator("width", "height")
@@ -176,16 +241,7 @@ class GenerationRequest(BaseModel):
     @field_validator("image", "mask")
     @classmethod
     def _pil_image(cls, v: Any) -> Any:
-        if v is None:
-            return v
-        from PIL import Image
-
-        if not isinstance(v, Image.Image):
-            raise ValueError(f"must be an image, got {type(v).__name__}")
-        w, h = v.size
-        if not (1 <= w <= MAX_SIZE * 2 and 1 <= h <= MAX_SIZE * 2):
-            raise ValueError(f"is {w}x{h}; images up to {MAX_SIZE * 2}x{MAX_SIZE * 2} are accepted")
-        return v
+        return _checked_image(v)
 
     @model_validator(mode="after")
     def _task_inputs(self) -> "GenerationRequest":
@@ -201,6 +257,10 @@ class GenerationRequest(BaseModel):
             raise ValueError(f"mask: is {mw}x{mh} but the image is {iw}x{ih}; they must be the same size")
         if self.mask is not None and self.task != "inpaint":
             raise ValueError("mask: only inpaint takes a mask")
+        for i, addon in enumerate(self.addons):
+            if addon.kind == "controlnet" and addon.image is None and self.image is None:
+                raise ValueError(f"addons[{i}].image: the unit has no image and {self.task} has no input image "
+                                 "to use; give the unit a control image")
         for i, stage in enumerate(self.stages):
             if stage.kind == "hires" and self.task != "txt2img":
                 raise ValueError(f"stages[{i}]: hires fix follows a txt2img first pass; {self.task} takes none")
@@ -222,7 +282,21 @@ class GenerationRequest(BaseModel):
         return self.batch_size * self.batch_count
 
 
-UNION_TAGS = {"lora": LoraAddon, "hires": HiresStage, "refine": RefineStage, "tiled_upscale": TiledUpscaleStage}  # kind -> its model
+def _checked_image(v: Any) -> Any:
+    """A PIL image no larger than the input limit (None passes)."""
+    if v is None:
+        return v
+    from PIL import Image
+
+    if not isinstance(v, Image.Image):
+        raise ValueError(f"must be an image, got {type(v).__name__}")
+    w, h = v.size
+    if not (1 <= w <= MAX_SIZE * 2 and 1 <= h <= MAX_SIZE * 2):
+        raise ValueError(f"is {w}x{h}; images up to {MAX_SIZE * 2}x{MAX_SIZE * 2} are accepted")
+    return v
+
+
+UNION_TAGS = {"lora": LoraAddon, "controlnet": ControlNetAddon, "hires": HiresStage, "refine": RefineStage, "tiled_upscale": TiledUpscaleStage}  # kind -> its model
 
 
 def validate_request(**fields: Any) -> GenerationRequest:
@@ -238,9 +312,10 @@ def invalid_request_from(exc: ValidationError) -> InvalidRequest:
     loc = _field_path(err.get("loc", ()))
     msg = err.get("msg", "is invalid")
     msg = msg.removeprefix("Value error, ")
-    if ":" in msg and not loc:
-        loc, _, msg = msg.partition(":")
-        msg = msg.strip()
+    prefix, colon, rest = msg.partition(":")
+    if colon and re.fullmatch(r"[\w\[\]\.]+", prefix):  # "field: what is wrong", from a model's own check
+        loc = f"{loc}.{prefix}" if loc else prefix
+        msg = rest.strip()
     if err.get("type") == "extra_forbidden":
         tag = next((part for part in err.get("loc", ()) if part in UNION_TAGS), None)
         model = UNION_TAGS.get(tag, GenerationRequest)

@@ -224,3 +224,25 @@ def _torch_device(name: str) -> Any:
     import torch
 
     return torch.device(name)
+
+
+def place_addon_module(module: Any, plan: MemoryPlan, device: DeviceInfo) -> str:
+    """Place a model an add-on brings (a ControlNet) as the plan places the pipeline's own: on the device,
+    streamed by blocks, hooked for sequential offload, or left on the CPU. Under model offload the
+    pipeline's `enable_model_cpu_offload` takes it in with the other components."""
+    placements = {
+        "gpu": lambda: (module.to(device.torch_device), f"to({device.torch_device!r})")[1],
+        "model_offload": lambda: "offloaded with the pipeline's components",
+        "group_offload": lambda: _group_offload_blocks("controlnet", module, device)
+        if _supports_block_offload(module) else _group_offload_leaves("controlnet", module, device),
+        "sequential_offload": lambda: _sequential_offload_module(module, device),
+        "cpu": lambda: "on the CPU",
+    }
+    return placements[plan.placement]()
+
+
+def _sequential_offload_module(module: Any, device: DeviceInfo) -> str:
+    from accelerate import cpu_offload
+
+    cpu_offload(module, execution_device=_torch_device(device.torch_device))
+    return f"cpu_offload(execution_device={device.torch_device!r})"
