@@ -114,9 +114,15 @@ def draw(spec: ShapeSpec | str, size: int, rng: np.random.Generator) -> Image.Im
     (lo, hi), jitter = GEOMETRY[spec.position]
     radius = rng.uniform(lo, hi)
     jx, jy = rng.uniform(-jitter, jitter, size=2)
+    cx, cy = spec.centre(1)
+    return draw_at(spec, size, cx + jx, cy + jy, radius)
+
+
+def draw_at(spec: ShapeSpec, size: int, centre_x: float, centre_y: float, radius: float) -> Image.Image:
+    """Draw `spec`'s shape and colours with its centre at (centre_x, centre_y) and half-extent `radius`,
+    all fractions of the side (the demo ControlNets train on shapes anywhere in the picture)."""
     big = size * SUPERSAMPLE
-    cx, cy = spec.centre(big)
-    cx, cy, r = cx + jx * big, cy + jy * big, radius * big
+    cx, cy, r = centre_x * big, centre_y * big, radius * big
     img = Image.new("RGB", (big, big), PALETTE[spec.background])
     pen = ImageDraw.Draw(img)
     fill = PALETTE[spec.colour]
@@ -215,3 +221,15 @@ def judge_shape(image: Picture, spec: ShapeSpec) -> str | None:
     if fill < 0.64:
         return "triangle"
     return "circle" if fill < 0.9 else "square"
+
+
+def shape_centroid(image: Picture, spec: ShapeSpec) -> tuple[float, float] | None:
+    """Where the shape is: the centroid of the pixels nearer the shape's colour than the background's,
+    as fractions of the width and height (None when there are hardly any)."""
+    arr = _pixels(image)
+    h, w, _ = arr.shape
+    fg, bg = (np.array(PALETTE[c], dtype=np.float32) for c in (spec.colour, spec.background))
+    ys, xs = np.nonzero(((arr - fg) ** 2).sum(-1) < ((arr - bg) ** 2).sum(-1))
+    if len(xs) < max(4, h * w // 400):
+        return None
+    return (float(xs.mean()) + 0.5) / w, (float(ys.mean()) + 0.5) / h
