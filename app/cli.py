@@ -76,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--upscale-tile", type=int, default=0, help="tile size in px (default: the job's size)")
     up.add_argument("--upscale-overlap", type=int, default=64, help="tile overlap in px (default 64)")
     up.add_argument("--upscale-denoise", type=float, default=0.3, help="the tiles' denoising strength (default 0.3)")
+    cn = gen.add_argument_group("ControlNet: units that steer the composition by a control picture")
+    cn.add_argument("--controlnet", action="append", metavar="KEY=VALUE,...",
+                    help="a unit, e.g. model=demo-canny-flux,image=edges.png,module=canny,weight=0.8 "
+                         "(repeat for several; keys as the API's unit fields; no image: --image is used)")
     op = gen.add_argument_group("outpaint: extend --image on chosen sides and inpaint the new area")
     op.add_argument("--outpaint", metavar="SIDES:PIXELS", help="e.g. right:128 or left,right:64")
     op.add_argument("--outpaint-feather", type=int, default=16, help="mask fade into the new area, px (default 16)")

@@ -125,3 +125,30 @@ def test_generate_upscales_an_image_in_tiles_and_outpaints_one(demo_models_dir, 
         assert np.array_equal(np.asarray(im.convert("RGB"))[:40, :50], np.asarray(source))
     bad = run_app("generate", *common, "--outpaint", "sideways:64")
     assert bad.returncode == 2 and "'sideways' is not a direction" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_generate_with_a_controlnet_unit_puts_the_square_where_its_edges_are(tmp_path):
+    import shutil
+
+    from app.demo.shapes import ShapeSpec, draw_at, shape_centroid
+
+    models = tmp_path / "models"
+    (models / "controlnet").mkdir(parents=True)
+    (models / "demo").symlink_to(ROOT / "models" / "demo", target_is_directory=True)
+    shutil.copy(ROOT / "models" / "controlnet" / "demo-canny-flux.safetensors", models / "controlnet")
+    spec = ShapeSpec("square", "red", "blue")
+    draw_at(spec, 128, 0.2, 0.5, 0.18).save(tmp_path / "left.png")
+    common = ("--prompt", spec.caption, "--model", "easel-demo-shapes-flux", "--seed", "3", "--models-dir", models,
+              "--outputs-dir", tmp_path / "out", "--device", "cpu", "--no-demo")
+    out = run_app("generate", *common, "--controlnet",
+                  f"model=demo-canny-flux,image={tmp_path / 'left.png'},module=canny,pixel_perfect=true,"
+                  "save_detected_map=true")
+    assert out.returncode == 0, out.stderr
+    path = Path(next(line for line in out.stdout.splitlines() if line.endswith(".png") and "detected" not in line))
+    with Image.open(path) as im:
+        assert shape_centroid(im.convert("RGB"), spec)[0] < 1 / 3  # the caption alone puts it in the middle
+        unit = read_image_metadata(im).infotext.params["ControlNet 0"]
+        assert unit.startswith("Module: canny, Model: demo-canny-flux [")
+    assert "detected map 0: " in out.stdout and "controlnet-images" in out.stdout
+    bad = run_app("generate", *common, "--controlnet", "model=demo-canny-flux,weight=lots,image=x.png")
+    assert bad.returncode == 2 and "controlnet[0].image" in bad.stderr and "Traceback" not in bad.stderr

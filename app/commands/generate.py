@@ -55,6 +55,37 @@ def _outpaint_fields(args, image) -> dict:
     return outpaint_fields(image, Outpaint.towards(sides.split(","), int(pixels), args.outpaint_feather))
 
 
+CONTROLNET_KEYS = ("model", "image", "mask", "module", "weight", "guidance_start", "guidance_end", "control_mode",
+                   "resize_mode", "pixel_perfect", "processor_res", "threshold_a", "threshold_b", "control_type",
+                   "save_detected_map")
+_CONTROLNET_IMAGES = ("image", "mask")
+
+
+def _controlnet_units(specs) -> list[dict]:
+    """Each --controlnet KEY=VALUE,... as a unit (image and mask are file paths; without image, the job's
+    --image is the control picture). The unit's fields are checked with the request."""
+    units = []
+    for i, spec in enumerate(specs or ()):
+        unit: dict = {"kind": "controlnet"}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, eq, value = part.partition("=")
+            key = key.strip().replace("-", "_")
+            if not eq or key not in CONTROLNET_KEYS:
+                raise InvalidRequest(f"controlnet[{i}]", f"{part!r} is not KEY=VALUE with a key of: "
+                                                         f"{', '.join(CONTROLNET_KEYS)}")
+            value = value.strip()
+            if key in _CONTROLNET_IMAGES:
+                unit[key] = _open_image(value, f"controlnet[{i}].{key}")
+            elif key in ("pixel_perfect", "save_detected_map"):
+                unit[key] = value.lower() in ("1", "true", "yes", "on")
+            else:
+                unit[key] = value
+        if "model" not in unit:
+            raise InvalidRequest(f"controlnet[{i}].model", "each --controlnet names its model: model=NAME,...")
+        units.append(unit)
+    return units
+
+
 def generate(settings, args) -> int:
     from app.engine.factory import build_engine
     from app.generation.request import validate_request
@@ -66,7 +97,8 @@ def generate(settings, args) -> int:
         height=args.height, steps=args.steps, cfg_scale=args.cfg, guidance=args.guidance, seed=args.seed,
         batch_size=args.batch_size, batch_count=args.batch_count, strength=args.strength, image=image,
         mask=_open_image(args.mask, "mask") if args.mask else None, mask_blur=args.mask_blur,
-        resize_mode=args.resize_mode, save=args.save, stages=_hires_stages(args) + _tiled_upscale_stages(args))
+        resize_mode=args.resize_mode, save=args.save, stages=_hires_stages(args) + _tiled_upscale_stages(args),
+        addons=_controlnet_units(args.controlnet))
     if args.outpaint:
         fields.update(_outpaint_fields(args, image))
     if args.upscale is not None and task == "img2img":  # the input itself upscaled, as the Upscale tab does
@@ -86,6 +118,9 @@ def generate(settings, args) -> int:
         engine.close()
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for i, image in enumerate(result.extra_images):  # ControlNet's detected maps
+        path = engine.save_extra(image, task="controlnet", infotext="") if args.save else None
+        print(f"detected map {i}: {path or '(not saved)'}")
     for i, text in enumerate(result.infotexts):
         where = result.paths[i] if i < len(result.paths) else "(not saved)"
         print(where)
