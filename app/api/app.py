@@ -2,8 +2,8 @@
 
     app = create_api(engine, settings, auth={"user": "pass"}, cors_origins=["http://localhost:3000"])
 
-Every route lives under /sdapi/v1 (A1111's paths); /docs and /openapi.json are FastAPI's and need no
-auth. With `--api` the web UI is mounted on the same app (`gradio.mount_gradio_app(app, blocks, "/")`).
+Every route lives under /sdapi/v1 (A1111's paths), sd-webui-controlnet's under /controlnet (its paths,
+behind the same auth); /docs and /openapi.json are FastAPI's and need no auth. With `--api` the web UI is mounted on the same app (`gradio.mount_gradio_app(app, blocks, "/")`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from app import __version__
 from app.api.auth import basic_auth, parse_auth_pairs
 from app.api.context import ApiContext
 from app.api.errors import install_error_handlers
+from app.api.routes.controlnet import controlnet_router
 from app.api.routes.extras import extras_router
 from app.api.routes.generation import generation_router
 from app.api.routes.models import models_router
@@ -39,23 +40,28 @@ def create_api_router(
     flags: Mapping[str, Any] | None = None,
     extra_routers: Sequence[APIRouter] = (),
 ) -> APIRouter:
-    """All /sdapi/v1 routes over `engine`, with HTTP Basic auth when `auth` (user -> password, or
-    "user:pass,user2:pass2") is given. The app that includes it needs `install_error_handlers`."""
+    """All /sdapi/v1 and /controlnet routes over `engine`, with HTTP Basic auth when `auth` (user ->
+    password, or "user:pass,user2:pass2") is given. The app that includes it needs `install_error_handlers`
+    (its prefixes are both of these)."""
     credentials = parse_auth_pairs(auth) if isinstance(auth, str) else dict(auth or {})
     context = ApiContext.build(engine, settings, flags={"api_auth": bool(credentials), **(flags or {})})
     dependencies = [Depends(basic_auth(credentials))] if credentials else []
-    router = APIRouter(prefix=API_PREFIX, dependencies=dependencies)
+    sdapi = APIRouter(prefix=API_PREFIX)
     for build in _ROUTERS:
-        router.include_router(build(context))
+        sdapi.include_router(build(context))
     for extra in extra_routers:  # extensions' routes: /sdapi/v1/ext/<name>/..., behind the same auth
-        router.include_router(extra)
-    _answer_unknown_paths(router)
+        sdapi.include_router(extra)
+    controlnet = controlnet_router(context)
+    router = APIRouter(dependencies=dependencies)
+    for part in (sdapi, controlnet):
+        _answer_unknown_paths(part)
+        router.include_router(part)
     return router
 
 
 def _answer_unknown_paths(router: APIRouter) -> None:
-    """An unknown /sdapi/v1 path is the API's own 404 (or 405 for a known path and another method) in
-    every mode: with the web UI mounted at "/", Gradio would answer it otherwise."""
+    """An unknown path under the router's prefix is the API's own 404 (or 405 for a known path and
+    another method) in every mode: with the web UI mounted at "/", Gradio would answer it otherwise."""
     @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
     def unknown(rest: str, request: Request):
         path = request.url.path

@@ -19,16 +19,19 @@ class ApiContext:
     options: ApiOptions
     jobs: JobTracker
     hashes: ModelHashes
+    hash_cache: HashCache  # the engine's: ControlNet models are listed with their hashes
     flags: dict[str, Any] = field(default_factory=dict)  # API flags shown by /cmd-flags (no secrets)
 
     @classmethod
     def build(cls, engine, settings: Settings, *, flags: dict[str, Any] | None = None) -> ApiContext:
+        cache = _hash_cache_of(engine, settings)
         return cls(
             engine=engine,
             settings=settings,
             options=ApiOptions(engine, settings),
             jobs=JobTracker(engine),
-            hashes=ModelHashes(_hash_cache_of(engine, settings)),
+            hashes=ModelHashes(cache),
+            hash_cache=cache,
             flags=dict(flags or {}),
         )
 

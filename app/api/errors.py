@@ -56,11 +56,11 @@ def status_of(exc: EaselError) -> int:
     return 500
 
 
-def install_error_handlers(app: FastAPI, prefix: str = "/sdapi/") -> None:
+def install_error_handlers(app: FastAPI, prefix: str | tuple[str, ...] = ("/sdapi/", "/controlnet/")) -> None:
     """Register the handlers on `app` (handlers belong to an app, not to a router).
 
-    Only requests under `prefix` get this error format; on an app shared with a web UI, the UI's own
-    routes keep FastAPI's default answers."""
+    Only requests under `prefix` (one or several) get this error format; on an app shared with a web
+    UI, the UI's own routes keep FastAPI's default answers."""
     app.state.api_error_prefix = prefix
     app.add_exception_handler(EaselError, _easel_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -70,7 +70,7 @@ def install_error_handlers(app: FastAPI, prefix: str = "/sdapi/") -> None:
 
 def _is_api(request: Request) -> bool:
     prefix = getattr(request.app.state, "api_error_prefix", "/")
-    return request.url.path.startswith(prefix)
+    return request.url.path.startswith(prefix)  # str.startswith takes a tuple of prefixes too
 
 
 async def _easel_error(request: Request, exc: Exception) -> JSONResponse:

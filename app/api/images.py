@@ -53,6 +53,14 @@ def decode_image(value: object, field: str, *, max_side: int = MAX_INPUT_SIDE) -
     return image
 
 
+def mask_luminance(mask: Image.Image) -> Image.Image:
+    """The mask as one channel, read as the engine reads it: the alpha of a painted (RGBA) layer,
+    otherwise the luminance. Inverting must happen on this, not on the RGB channels."""
+    if mask.mode in ("RGBA", "LA") and mask.getextrema()[-1] != (255, 255):
+        return mask.getchannel("A")
+    return mask.convert("L")
+
+
 def encode_png(image: Image.Image, infotext: str | None = None) -> str:
     """Raw base64 (no data: prefix) of `image` as PNG, with the infotext in its `parameters` chunk."""
     buffer = io.BytesIO()

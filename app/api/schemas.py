@@ -196,3 +196,23 @@ class MemoryResponse(BaseModel):
 class ScriptsList(BaseModel):
     txt2img: list[str] = Field(default_factory=list)
     img2img: list[str] = Field(default_factory=list)
+
+
+class ControlNetDetectRequest(BaseModel):
+    """POST /controlnet/detect, as sd-webui-controlnet takes it (-1: the preprocessor's default)."""
+
+    model_config = _REQUEST
+
+    controlnet_module: str = Field("none", description="a preprocessor (see /controlnet/module_list)")
+    controlnet_input_images: list[str] = Field(default_factory=list, description="base64 images")
+    controlnet_images: list[str] | None = Field(None, description="older name of controlnet_input_images (webuiapi)")
+    controlnet_processor_res: float = Field(-1, description="the preprocessor's resolution")
+    controlnet_threshold_a: float = Field(-1, description="the preprocessor's first setting")
+    controlnet_threshold_b: float = Field(-1, description="the preprocessor's second setting")
+    controlnet_masks: list[str] = Field(default_factory=list, description="accepted; Easel's preprocessors take none")
+    low_vram: bool = Field(False, description="accepted; no effect")
+
+
+class ControlNetDetectResponse(BaseModel):
+    images: list[str] = Field(description="base64 PNG maps, one per input image, each at its input's size")
+    info: str

@@ -10,10 +10,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, ImageOps
+from PIL import ImageOps
 
 from app.api.checkpoints import find_checkpoint
-from app.api.images import decode_image
+from app.api.controlnet_units import AlwaysOnUnits, alwayson_units
+from app.api.images import decode_image, mask_luminance
 from app.api.scripts import IMG2IMG_SCRIPTS, SCRIPT_ARG_FIELDS, script_for
 from app.api.schemas import GenerationBody, Img2ImgRequest, Txt2ImgRequest
 from app.errors import InvalidRequest, ModelNotFound
@@ -66,6 +67,7 @@ class Translation:
     ignored_fields: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     keep_model: str | None = None  # override_settings model to keep selected afterwards
+    units: AlwaysOnUnits = field(default_factory=AlwaysOnUnits)  # the ControlNet units and where each came from
 
 
 # A1111 / Forge hires-fix field -> HiresStage field.
@@ -94,7 +96,8 @@ def translate_txt2img(body: Txt2ImgRequest, *, engine, default_model: str | None
         raise InvalidRequest("hr_checkpoint_name", "another model for the hires pass and refiner_checkpoint cannot "
                              "be combined in one job: choose one")
     fields["stages"] = stages + refiner
-    return _build("txt2img", fields, ignored, notes, body, engine)
+    units = _controlnet_units(body, fields, engine, ignored, notes, hires=bool(stages))
+    return _build("txt2img", fields, ignored, notes, body, engine, units)
 
 
 def _refiner_stages(body: GenerationBody, engine, notes: list[str]) -> list[dict[str, Any]]:
@@ -201,7 +204,21 @@ def translate_img2img(body: Img2ImgRequest, *, engine, default_model: str | None
     elif body.inpainting_mask_invert:
         ignored.append("inpainting_mask_invert")
     _apply_script(body, fields, engine, ignored, notes)
-    return _build(fields.pop("task"), fields, ignored, notes, body, engine)
+    units = _controlnet_units(body, fields, engine, ignored, notes)
+    return _build(fields.pop("task"), fields, ignored, notes, body, engine, units)
+
+
+def _controlnet_units(body: GenerationBody, fields: dict[str, Any], engine, ignored: list[str], notes: list[str],
+                      hires: bool = False) -> AlwaysOnUnits:
+    """alwayson_scripts: sd-webui-controlnet's units become the request's ControlNet add-ons; other
+    scripts are listed as ignored."""
+    units = alwayson_units(_extras(body).get("alwayson_scripts"), engine=engine, model=fields.get("model"),
+                           hires=hires)
+    if units.addons:
+        fields["addons"] = tuple(units.addons)
+    ignored += units.ignored
+    notes += units.notes
+    return units
 
 
 def _apply_script(body: Img2ImgRequest, fields: dict[str, Any], engine, ignored: list[str], notes: list[str]) -> None:
@@ -219,14 +236,6 @@ def _apply_script(body: Img2ImgRequest, fields: dict[str, Any], engine, ignored:
         raise InvalidRequest("script_args", "expected a list: the script's arguments in A1111's order")
     script(args, fields, engine, notes)
     ignored[:] = [key for key in ignored if key not in ("script_name", "script_args")]
-
-
-def mask_luminance(mask: Image.Image) -> Image.Image:
-    """The mask as one channel, read as the engine reads it: the alpha of a painted (RGBA) layer,
-    otherwise the luminance. Inverting must happen on this, not on the RGB channels."""
-    if mask.mode in ("RGBA", "LA") and mask.getextrema()[-1] != (255, 255):
-        return mask.getchannel("A")
-    return mask.convert("L")
 
 
 def _common_fields(body: GenerationBody, engine, default_model, preview_every, notes) -> dict[str, Any]:
@@ -265,20 +274,24 @@ def _model_for(body: GenerationBody, engine) -> str | None:
         raise ModelNotFound(f"override_settings.sd_model_checkpoint: {exc}") from None
 
 
-def _build(task, fields, ignored, notes, body: GenerationBody, engine) -> Translation:
+def _build(task, fields, ignored, notes, body: GenerationBody, engine, units: AlwaysOnUnits) -> Translation:
     try:
         request = validate_request(task=task, **fields)
     except InvalidRequest as exc:
-        raise InvalidRequest(a1111_field(exc.field, fields.get("stages", ())), exc.message) from None
+        raise InvalidRequest(a1111_field(exc.field, fields.get("stages", ()), units), exc.message) from None
     keep = None
     if not body.override_settings_restore_afterwards and (body.override_settings or {}).get("sd_model_checkpoint"):
         keep = request.model
-    return Translation(request=request, ignored_fields=ignored, notes=notes, keep_model=keep)
+    return Translation(request=request, ignored_fields=ignored, notes=notes, keep_model=keep, units=units)
 
 
-def a1111_field(field: str, stages=()) -> str:
+def a1111_field(field: str, stages=(), units: AlwaysOnUnits | None = None) -> str:
     """The A1111 field a client sent for one of the request's: stages[0].scale -> hr_scale (a hires
-    stage), stages[1].model -> refiner_checkpoint (a refine stage)."""
+    stage), stages[1].model -> refiner_checkpoint (a refine stage), addons[0].model ->
+    alwayson_scripts.controlnet.args[0].model (a ControlNet unit)."""
+    sent = units.client_field(field) if units is not None else None
+    if sent is not None:
+        return sent
     match = re.fullmatch(r"stages\[(\d+)\]\.(\w+)", field)
     if match and int(match[1]) < len(stages):
         stage, ours = stages[int(match[1])], match[2]
@@ -305,7 +318,8 @@ def _common_ignored(body: GenerationBody) -> list[str]:
         if key != "sd_model_checkpoint":
             ignored.append(f"override_settings.{key}")
     for key, value in _extras(body).items():
-        if key.startswith(HIRES_PREFIXES) or key in REFINER_FIELDS or _is_empty(value) or _is_neutral(key, value):
+        if key.startswith(HIRES_PREFIXES) or key in REFINER_FIELDS or _is_empty(value) or _is_neutral(key, value) \
+                or key == "alwayson_scripts":  # what of it is not used is listed by _controlnet_units
             continue
         ignored.append(key)
     return ignored

@@ -73,10 +73,11 @@ def test_send_images_false_and_save_images(live_api, tiny):
 
 def test_fields_that_do_not_apply_are_accepted_and_listed(live_api, tiny):
     body = {**tiny, "restore_faces": True, "tiling": False, "hr_scale": 2, "subseed": -1,
-            "clip_skip": 2, "alwayson_scripts": {"controlnet": {"args": []}}, "sampler_name": "DPM++ 2M",
-            "scheduler": "Karras", "override_settings": {"CLIP_stop_at_last_layers": 2}, "my_own_field": 1}
+            "clip_skip": 2, "alwayson_scripts": {"controlnet": {"args": []}, "ADetailer": {"args": [True]}},
+            "sampler_name": "DPM++ 2M", "scheduler": "Karras", "override_settings": {"CLIP_stop_at_last_layers": 2},
+            "my_own_field": 1}
     info = info_of(live_api.post("txt2img", body))
-    assert set(info["ignored_fields"]) == {"restore_faces", "clip_skip", "alwayson_scripts",
+    assert set(info["ignored_fields"]) == {"restore_faces", "clip_skip", "alwayson_scripts.ADetailer",
                                            "override_settings.CLIP_stop_at_last_layers", "my_own_field"}
     assert any("DPM++ 2M" in w for w in info["warnings"])
     assert any("Karras" in w for w in info["warnings"])

@@ -20,6 +20,7 @@ from app.api.schemas import (
 )
 from app.errors import InvalidRequest
 from app.generation.infotext import PARAMETERS_CHUNK, format_infotext, read_image_metadata
+from app.generation.infotext_controlnet import controlnet_paste_fields
 from app.upscale import MAX_OUTPUT_SIDE, UnknownUpscaler, Upscaler, find_upscaler, target_size
 
 _NONE = "none"
@@ -63,6 +64,7 @@ def extras_router(ctx: ApiContext) -> APIRouter:
             width, sep, height = meta.infotext.params.get("Size", "").partition("x")
             if sep:
                 parameters.update({"Size-1": width, "Size-2": height})
+            parameters.update(controlnet_paste_fields(meta.infotext.params))  # as sd-webui-controlnet adds them
         return {"info": text, "items": items, "parameters": parameters}
 
     return router

@@ -51,8 +51,9 @@ async def _generate(ctx: ApiContext, body: GenerationBody, translation: Translat
         ctx.options.select_model(translation.keep_model)
     try:
         finished = await ctx.jobs.run(translation.request)
-    except InvalidRequest as exc:  # checked at submit (an upscaler's name): say it with the client's field
-        raise InvalidRequest(a1111_field(exc.field, translation.request.stages), exc.message) from None
+    except InvalidRequest as exc:  # checked at submit (an upscaler, a ControlNet unit): name the client's field
+        raise InvalidRequest(a1111_field(exc.field, translation.request.stages, translation.units),
+                             exc.message) from None
     return await to_thread.run_sync(_response, ctx, body, translation, finished)
 
 
@@ -64,6 +65,8 @@ def _response(ctx: ApiContext, body: GenerationBody, translation: Translation, f
     images = []
     if body.send_images:
         images = [encode_png(image, text) for image, text in zip(result.images, result.infotexts, strict=True)]
+        # ControlNet's detected maps (units with save_detected_map) follow, as sd-webui-controlnet returns them.
+        images += [encode_png(image) for image in result.extra_images]
     return {"images": images, "parameters": _echo(body), "info": info_text(info)}
 
 
