@@ -104,6 +104,8 @@ def _wire_models(ui, context: UIContext, top, gen: dict[str, GenerationTab], ups
 def _selected_image(paths: list[str], index: int):
     if not paths:
         raise gr.Error("Generate an image first.")
+    if index >= len(paths):  # the detected maps follow the pictures in the gallery
+        raise gr.Error("A ControlNet detected map is selected: select a generated picture to send it.")
     path = paths[index if 0 <= index < len(paths) else 0]
     if not path:
         raise gr.Error("That image could not be saved, so it cannot be sent; see the warning above the gallery.")

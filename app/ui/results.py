@@ -65,9 +65,11 @@ def build_results_panel(prefix: str) -> ResultsPanel:
 
 
 def _on_select(infotexts: list[str], evt: gr.SelectData):
+    """The selected picture's infotext; a detected map after the pictures shows the first picture's."""
     index = evt.index if isinstance(evt.index, int) else 0
-    text = infotexts[index] if infotexts and 0 <= index < len(infotexts) else ""
-    return text, index
+    if not infotexts:
+        return "", index
+    return infotexts[index if 0 <= index < len(infotexts) else 0], index
 
 
 def wire_cancel_buttons(panel: ResultsPanel, context: UIContext) -> None:
@@ -120,6 +122,7 @@ def stream_job(context: UIContext, panel: ResultsPanel, make_request: Callable[[
         # the saved file where there is one (downloads keep the infotext), else the image in memory
         items = [(paths[i] if i < len(paths) and paths[i] else im, f"seed {s}")
                  for i, (im, s) in enumerate(zip(result.images, result.seeds))]
+        items += list(zip(result.extra_images, detected_map_captions(job.request, len(result.extra_images))))
         notes = "".join(f"<div class='warn'>{html.escape(w)}</div>" for w in result.warnings)
         yield {
             panel.gallery: items,
@@ -132,6 +135,15 @@ def stream_job(context: UIContext, panel: ResultsPanel, make_request: Callable[[
         }
 
     return run
+
+
+def detected_map_captions(request, count: int) -> list[str]:
+    """Captions of the detected maps that follow the pictures in the gallery (as Forge shows them): the
+    units that saved one, numbered as the infotext's "ControlNet N". The maps come after every picture,
+    so the gallery's first len(images) items stay aligned with the infotexts, seeds and paths."""
+    units = [a for a in getattr(request, "addons", ()) if a.kind == "controlnet"]
+    names = [f"ControlNet {n} · detected map" for n, a in enumerate(units) if a.active and a.save_detected_map]
+    return names if len(names) == count else ["detected map"] * count
 
 
 async def job_changes(job):

@@ -12,6 +12,8 @@ from PIL import Image, ImageChops, ImageOps
 from app.errors import InvalidRequest
 from app.generation.request import validate_request
 from app.ui.context import UIContext, size_for_aspect
+from app.ui.controlnet_controls import (ControlNetControls, PreviewSource, build_controlnet_controls,
+                                        wire_controlnet)
 from app.ui.controls import GenerationControls, build_generation_controls
 from app.ui.hires_controls import HiresControls, build_hires_controls
 from app.ui.refine_controls import RefineControls, build_refine_controls
@@ -33,6 +35,7 @@ class GenerationTab:
     hires: HiresControls | None = None  # txt2img's hires fix
     refine: RefineControls | None = None  # txt2img's refine with another model
     outpaint: OutpaintControls | None = None  # inpaint's outpaint mode
+    controlnet: ControlNetControls | None = None
 
 
 def build_generation_tab(task: str, context: UIContext, top) -> GenerationTab:
@@ -49,11 +52,16 @@ def build_generation_tab(task: str, context: UIContext, top) -> GenerationTab:
             hires = build_hires_controls(task) if task == "txt2img" else None
             refine = build_refine_controls(task) if task == "txt2img" else None
             outpaint = build_outpaint_controls(task) if task == "inpaint" else None
+            controlnet = build_controlnet_controls(task, context.settings.controlnet_units,
+                                                   takes_input_image=task in INPUT_IMAGES)
         with gr.Column(scale=5, elem_classes=["results-column"]):
             results = build_results_panel(task)
-    tab = GenerationTab(task, controls, results, extra, hires, refine, outpaint)
+    tab = GenerationTab(task, controls, results, extra, hires, refine, outpaint, controlnet)
     _wire(tab, context, top)
     wire_lora_picker(pickers[0], context, controls.prompt, top.model)
+    source = INPUT_IMAGES.get(task)
+    wire_controlnet(controlnet, context, top.model, controls.width, controls.height,
+                    PreviewSource(extra[source[0]], source[1]) if source else None)
     return tab
 
 
@@ -103,10 +111,16 @@ def editor_image_and_mask(value) -> tuple[Image.Image | None, Image.Image | None
     return background, mask
 
 
+# The tabs with an input image: the component (in `extra`) and how its value gives the picture, which
+# ControlNet units set to "Use the input image" preview.
+INPUT_IMAGES = {"img2img": ("image", lambda value: value),
+                "inpaint": ("editor", lambda value: editor_image_and_mask(value)[0])}
+
+
 def _wire(tab: GenerationTab, context: UIContext, top) -> None:
     c, r, x = tab.controls, tab.results, tab.extra
     inputs = c.inputs() | set(x.values()) | {top.model, top.preset}
-    for stage_controls in (tab.hires, tab.refine, tab.outpaint):
+    for stage_controls in (tab.hires, tab.refine, tab.outpaint, tab.controlnet):
         if stage_controls is not None:
             inputs |= stage_controls.inputs()
 
@@ -117,6 +131,8 @@ def _wire(tab: GenerationTab, context: UIContext, top) -> None:
                   tab.refine.stage_fields(data, required=refine_required) if tab.refine else None]
         if any(stages):
             fields["stages"] = [stage for stage in stages if stage]
+        if tab.controlnet is not None:
+            fields["addons"] = tab.controlnet.addons(data, has_input_image=tab.task in INPUT_IMAGES)
         if tab.task == "img2img":
             fields.update(image=data[x["image"]], strength=float(data[x["strength"]]),
                           resize_mode=data[x["resize_mode"]])

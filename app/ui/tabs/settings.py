@@ -4,8 +4,8 @@ When the UI is reachable from other machines (--listen, --share) without
 --enable-insecure-extension-access, the settings that change folders or how Easel runs (the output
 folder, VRAM mode, precision, offload) are read-only here, as installing extensions is: anyone who
 reaches the page could otherwise point the outputs anywhere or change the next start. The file name
-pattern (it only names files inside the output folder), the live preview frequency and the default
-preset stay open to everyone.
+pattern (it only names files inside the output folder), the live preview frequency, the default
+preset and the number of ControlNet units stay open to everyone.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from app.generation.outputs import OutputStore
 from app.settings import Settings, save_settings_file
 from app.settings_file import SettingsFileError
 from app.ui.context import UIContext
+from app.ui.controlnet_controls import MAX_CONTROLNET_UNITS, unit_count
 
 # Saved settings that change folders or flags, with the words that name them to the user.
 GUARDED = {"outputs_dir": "the output folder", "lowvram": "the VRAM mode", "medvram": "the VRAM mode",
@@ -88,6 +89,10 @@ def build_settings_tab(context: UIContext, gate: ChangeGate = LOCAL) -> dict:
                                  elem_id="settings_precision", interactive=not locked)
             offload = gr.Dropdown(["auto", "none", "model", "group", "sequential"], value=s.offload, label="Offload",
                                   elem_id="settings_offload", interactive=not locked)
+    # made after the memory controls: the settings_save endpoint's earlier inputs keep their places
+    controlnet_units = gr.Slider(1, MAX_CONTROLNET_UNITS, value=unit_count(s.controlnet_units), step=1,
+                                 label="ControlNet units per tab (takes effect on restart)",
+                                 elem_id="settings_controlnet_units")
     save = gr.Button("Apply settings", variant="primary", elem_id="settings_save")
     status = gr.Markdown("", elem_id="settings_status")
 
@@ -111,6 +116,8 @@ def build_settings_tab(context: UIContext, gate: ChangeGate = LOCAL) -> dict:
             "lowvram": data[vram] == "lowvram", "medvram": data[vram] == "medvram",
             "force_fp16": data[precision] == "fp16", "no_half": data[precision] == "fp32", "offload": data[offload],
         }
+        if int(data[controlnet_units]) != s.controlnet_units:  # untouched, the file keeps following the default
+            values["controlnet_units"] = int(data[controlnet_units])
         try:
             values = settings_to_save(s, values, gate)
         except SettingsLocked as exc:
@@ -120,8 +127,9 @@ def build_settings_tab(context: UIContext, gate: ChangeGate = LOCAL) -> dict:
             path = save_settings_file(s.settings_file, values)
         except SettingsFileError as exc:
             raise gr.Error(str(exc)) from None
-        return f"Saved to `{path}`. Restart Easel to apply the folder, pattern and memory settings."
+        return f"Saved to `{path}`. Restart Easel to apply the folder, pattern, ControlNet units and memory settings."
 
-    save.click(apply, inputs={outputs_dir, pattern, preview_every, default_preset, vram, precision, offload},
+    save.click(apply, inputs={outputs_dir, pattern, preview_every, default_preset, controlnet_units, vram, precision,
+                              offload},
                outputs=status, api_name="settings_save")
     return {"save": save, "status": status}
