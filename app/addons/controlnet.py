@@ -173,8 +173,8 @@ class ControlNetKind:
 
             state.annotators = LoadedAnnotators()
         maps = [control_map(unit, loaded.device.torch_device, state.annotators) for unit in units]
-        for unit, model in zip(units, models):
-            handle = _shaping_hook(model, unit)
+        for model in {id(m): m for m in models}.values():  # one hook per model, for the units that use it
+            handle = _shaping_hook(model, [u for u, m in zip(units, models) if m is model])
             if handle is not None:
                 state.hooks.append(handle)
         one = len(units) == 1
@@ -261,13 +261,15 @@ def unit_infotext(unit: ResolvedUnit, model_hash: str) -> str:
                      for k, v in values.items() if v is not None)
 
 
-def _shaping_hook(model, unit: ResolvedUnit):
+def _shaping_hook(model, units: list[ResolvedUnit]):
+    """The hook shaping `model`'s residuals for the units that use it, in their order (a model two units
+    share is called once per unit in each step, in the units' order), or None when no unit needs one."""
     from app.controlnet.residuals import ResidualShaping, shape_residuals, token_mask
 
-    mask = token_mask(unit.unit.mask, *unit.size) if unit.unit.mask is not None else None
-    shaping = ResidualShaping(token_mask=mask, soft_injection=unit.unit.control_mode == "prompt",
-                              drop_unconditional=unit.drop_unconditional)
-    return shape_residuals(model, shaping) if shaping.needed else None
+    shapings = [ResidualShaping(token_mask=token_mask(u.unit.mask, *u.size) if u.unit.mask is not None else None,
+                                soft_injection=u.unit.control_mode == "prompt",
+                                drop_unconditional=u.drop_unconditional) for u in units]
+    return shape_residuals(model, shapings) if any(s.needed for s in shapings) else None
 
 
 def _multi(family: str, models: list):

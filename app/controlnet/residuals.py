@@ -15,6 +15,7 @@ Control modes, as sd-webui-controlnet has them:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,9 +48,13 @@ def token_mask(mask, width: int, height: int):
     return values.reshape(1, rows * cols, 1)
 
 
-def shape_residuals(module, shaping: ResidualShaping):
-    """Hook `module` (a ControlNet model) so its residuals are shaped; returns the handle to remove."""
-    return module.register_forward_hook(lambda _module, _args, output: _shaped(output, shaping))
+def shape_residuals(module, shapings: list[ResidualShaping]):
+    """Hook `module` (a ControlNet model) so its residuals are shaped; returns the handle to remove.
+    With several shapings (units sharing the model), call k of each step takes shapings[k]: the Multi
+    models call their nets in the units' order, once each per step."""
+    calls = itertools.count()
+    return module.register_forward_hook(
+        lambda _module, _args, output: _shaped(output, shapings[next(calls) % len(shapings)]))
 
 
 def _shaped(output, shaping: ResidualShaping):

@@ -192,3 +192,13 @@ def test_a_unit_without_an_image_on_txt2img_is_refused_before_queueing():
         validate_request(prompt=PROMPT, addons=[{"kind": "controlnet", "model": "m", "guidance_start": 0.8,
                                                   "guidance_end": 0.2}])
     assert "guidance_start" in err.value.field
+
+
+def test_two_units_sharing_a_model_keep_their_own_masks(cn_engine, square):
+    moved = Image.new("RGB", (SIZE, SIZE), (30, 60, 220))
+    ImageDraw.Draw(moved).rectangle((36, 20, 56, 40), fill=(220, 30, 30))
+    left = Image.new("L", (SIZE, SIZE), 0)
+    left.paste(255, (0, 0, SIZE // 2, SIZE))
+    first_masked = pixels(run(cn_engine, units=[unit(square, mask=left), unit(moved)]))
+    second_masked = pixels(run(cn_engine, units=[unit(square), unit(moved, mask=left)]))
+    assert np.abs(first_masked - second_masked).mean() > 0.5  # each mask shapes its own unit only
