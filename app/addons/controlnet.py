@@ -264,12 +264,22 @@ def unit_infotext(unit: ResolvedUnit, model_hash: str) -> str:
 def _shaping_hook(model, units: list[ResolvedUnit]):
     """The hook shaping `model`'s residuals for the units that use it, in their order (a model two units
     share is called once per unit in each step, in the units' order), or None when no unit needs one."""
-    from app.controlnet.residuals import ResidualShaping, shape_residuals, token_mask
+    from app.controlnet.residuals import ResidualShaping, shape_residuals
 
-    shapings = [ResidualShaping(token_mask=token_mask(u.unit.mask, *u.size) if u.unit.mask is not None else None,
+    shapings = [ResidualShaping(token_mask=_unit_token_mask(u) if u.unit.mask is not None else None,
                                 soft_injection=u.unit.control_mode == "prompt",
                                 drop_unconditional=u.drop_unconditional) for u in units]
     return shape_residuals(model, shapings) if any(s.needed for s in shapings) else None
+
+
+def _unit_token_mask(unit: ResolvedUnit):
+    """The unit's mask fitted to the job's size as its control map is (same resize mode), per token."""
+    from app.controlnet.preprocess_sizing import fit_control_map
+    from app.controlnet.residuals import token_mask
+
+    width, height = unit.size
+    fitted = fit_control_map(unit.unit.mask.convert("RGB"), width, height, unit.unit.resize_mode)
+    return token_mask(fitted, width, height)
 
 
 def _multi(family: str, models: list):

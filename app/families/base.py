@@ -34,7 +34,7 @@ class Capabilities:
 
     pipelines: (task, the add-on kinds that need a pipeline of their own) -> diffusers class name. A LoRA
     patches the weights and needs none, so its jobs use the (task, frozenset()) entry; ControlNet
-    addss (task, {"controlnet"}) entries. lora_family: the family whose LoRAs fit (FLUX.1 schnell and dev
+    adds (task, {"controlnet"}) entries. lora_family: the family whose LoRAs fit (FLUX.1 schnell and dev
     share FLUX LoRAs)."""
 
     pipelines: Mapping[tuple[str, frozenset[str]], str]

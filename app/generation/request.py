@@ -258,7 +258,10 @@ class GenerationRequest(BaseModel):
         if self.mask is not None and self.task != "inpaint":
             raise ValueError("mask: only inpaint takes a mask")
         for i, addon in enumerate(self.addons):
-            if addon.kind == "controlnet" and addon.image is None and self.image is None:
+            if addon.kind == "controlnet" and addon.active and self.inpaint_only_masked:
+                raise ValueError(f"addons[{i}]: ControlNet units take the whole picture; turn 'Only masked' off "
+                                 "to use them in inpaint")
+            if addon.kind == "controlnet" and addon.active and addon.image is None and self.image is None:
                 raise ValueError(f"addons[{i}].image: the unit has no image and {self.task} has no input image "
                                  "to use; give the unit a control image")
         for i, stage in enumerate(self.stages):

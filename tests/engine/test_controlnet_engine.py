@@ -202,3 +202,13 @@ def test_two_units_sharing_a_model_keep_their_own_masks(cn_engine, square):
     first_masked = pixels(run(cn_engine, units=[unit(square, mask=left), unit(moved)]))
     second_masked = pixels(run(cn_engine, units=[unit(square), unit(moved, mask=left)]))
     assert np.abs(first_masked - second_masked).mean() > 0.5  # each mask shapes its own unit only
+
+
+def test_only_masked_inpaint_refuses_units_and_an_inactive_unit_needs_no_image(square):
+    mask = Image.new("L", (SIZE, SIZE), 255)
+    with pytest.raises(InvalidRequest) as err:
+        validate_request(prompt=PROMPT, task="inpaint", image=square, mask=mask, inpaint_only_masked=True,
+                         addons=[ControlNetAddon(model="flux-canny", image=square)])
+    assert err.value.field == "addons[0]" and "Only masked" in err.value.message
+    off = validate_request(prompt=PROMPT, addons=[ControlNetAddon(model="flux-canny", weight=0.0)])
+    assert off.addons[0].image is None  # left out of the job, so it needs no picture
