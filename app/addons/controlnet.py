@@ -74,6 +74,11 @@ def union_type_of(module) -> str:
     return UNION_TYPE_OF_MODULE.get(module.name, "")
 
 
+def without_listed_hash(name: str) -> str:
+    """A model name as a request may give it, "name" or "name [hash]" (sd-webui-controlnet's listing), as the name."""
+    return _HASH_SUFFIX.sub("", name.strip())
+
+
 def controlnet_files(catalog) -> list:
     return catalog.files_of_kind("controlnet")
 
@@ -145,7 +150,7 @@ class ControlNetKind:
 
     def _find(self, name: str, index: int, context: AddonContext):
         files = controlnet_files(context.catalog)
-        wanted = _HASH_SUFFIX.sub("", name.strip()).lower()
+        wanted = without_listed_hash(name).lower()
         matches = [f for f in files if controlnet_name(f).lower() == wanted or f.path.name.lower() == wanted]
         if not matches:
             names = sorted({controlnet_name(f) for f in files})

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from pydantic import ValidationError
 
+from app.addons.controlnet import without_listed_hash
 from app.api.images import decode_image, mask_luminance
 from app.errors import EaselError, InvalidRequest
 from app.generation.request import ControlNetAddon, invalid_request_from
@@ -33,7 +34,6 @@ from app.generation.request import ControlNetAddon, invalid_request_from
 SCRIPT_KEY = "controlnet"
 UNIT_SHAPE = '{"enabled": true, "module": "canny", "model": "<name from /controlnet/model_list>", "image": "<base64>"}'
 _OMIT = object()  # a reader's answer for "the add-on's default"
-_HASH_SUFFIX = re.compile(r"\s*\[[0-9a-fA-F]{8,10}\]$")  # "name [hash]" as /controlnet/model_list writes it
 MAX_NAME_CHARS, MAX_TYPE_CHARS = 255, 64  # ControlNetAddon's limits on a model name and a control type
 BLANK_MASK_LEVEL = 5  # the extension treats a mask canvas with nothing above this painted as no mask
 
@@ -226,7 +226,7 @@ class _ModelNames:
         it (the job's family first). Not found: `name` as given, so the engine's error lists the files."""
         if self._names is None:
             self._load()
-        wanted = _HASH_SUFFIX.sub("", name).lower()
+        wanted = without_listed_hash(name).lower()
         if not wanted:
             return name
         for known, _ in self._names or ():
