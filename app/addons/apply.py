@@ -44,7 +44,13 @@ def resolve_addons(request, context: AddonContext) -> list:
             takes = ", ".join(sorted(context.capabilities.addon_kinds)) or "none"
             raise InvalidRequest(f"addons[{index}].kind", f"{context.entry.variant or context.entry.family} takes no "
                                                           f"{addon.kind} add-ons (it takes: {takes})")
-        resolved.append(ADDON_KINDS[addon.kind].resolve(addon, index, context))
+        item = ADDON_KINDS[addon.kind].resolve(addon, index, context)
+        resolved.append(item)
+        resolved.extend(getattr(item, "brings", ()))  # parts other kinds prepare (a control LoRA's LoRA)
+    for kind in ADDON_KINDS.values():
+        check_together = getattr(kind, "check_together", None)
+        if check_together is not None:
+            check_together([r for r in resolved if getattr(r, "kind", "lora") == kind.kind])
     _check_pipeline(request, context)
     return resolved
 

@@ -35,19 +35,21 @@ class AddonContext:
 @dataclass
 class Prepared:
     """What a job's add-ons give its pipeline call. components: modules the pipeline takes beside the
-    base model's ({"controlnet": model}: their names pick the pipeline class); extra_images: pictures
-    returned beside the generated ones (ControlNet's detected maps)."""
+    base model's ({"controlnet": model}: their names pick the pipeline class); pipeline_kinds: more names
+    that pick it, for add-ons that bring no module of their own name (FLUX.1 Canny/Depth: "flux-control");
+    extra_images: pictures returned beside the generated ones (ControlNet's detected maps)."""
 
     call_kwargs: dict[str, Any] = field(default_factory=dict)
     infotext: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     components: dict[str, Any] = field(default_factory=dict)
     extra_images: list[Any] = field(default_factory=list)
+    pipeline_kinds: frozenset[str] = frozenset()
 
     def merge(self, other: "Prepared") -> "Prepared":
         return Prepared({**self.call_kwargs, **other.call_kwargs}, {**self.infotext, **other.infotext},
                         self.warnings + other.warnings, {**self.components, **other.components},
-                        self.extra_images + other.extra_images)
+                        self.extra_images + other.extra_images, self.pipeline_kinds | other.pipeline_kinds)
 
 
 class AddonKind(Protocol):

@@ -5,19 +5,22 @@ A job's active units (weight > 0 and a schedule that is not empty) become the pi
 component: one model, or the family's Multi model over several, which picks the ControlNet pipeline
 class (FluxControlNetPipeline...). A job whose units are all inactive runs the plain pipeline, so its
 pictures are the base model's exactly. Loaded ControlNet models are kept while the next job uses them
-and dropped when it does not.
+and dropped when it does not. BFL's FLUX.1 Canny/Depth model and LoRA are listed and chosen as ControlNet
+models too; they run with FluxControlPipeline instead (flux_control.py).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from app.addons import flux_control
 from app.addons.base import AddonContext, Prepared
 from app.errors import InvalidRequest
+from app.families.base import FLUX_CONTROL
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ class ResolvedUnit:
     annotators_dir: Path | None
     drop_unconditional: bool  # "ControlNet is more important" where the pipeline batches CFG
     kind: str = "controlnet"
+    flavour: str = ""  # the layout's (layouts.ControlNetLayout.flavour)
+    brings: tuple = ()  # what other kinds prepare for it: a FLUX.1 Canny/Depth LoRA's LoRA
 
     @property
     def model_key(self) -> tuple:
@@ -60,6 +65,7 @@ class ControlNetState:
     models: dict[tuple, Any] = field(default_factory=dict)
     hooks: list[Any] = field(default_factory=list)
     annotators: Any = None  # LoadedAnnotators: the preprocessors' detector models
+    parked: Any = None  # flux_control.ParkedTransformer while a FLUX.1 Canny/Depth model's stands in
 
 
 # The union mode a preprocessor's maps are for (union ControlNets take one mode per unit).
@@ -84,8 +90,9 @@ def controlnet_files(catalog) -> list:
 
 
 def controlnet_name(found) -> str:
-    """The name a ControlNet is called by: its file name without the suffix (a diffusers folder's name)."""
-    return found.path.stem if found.path.suffix else found.path.name
+    """The name a ControlNet is called by: its file name without the suffix, or a diffusers folder's name
+    as it is (FLUX.1-Canny-dev has a dot but no suffix)."""
+    return found.path.name if found.path.is_dir() else found.path.stem
 
 
 def listed_name(found, hash_cache) -> str:
@@ -111,7 +118,7 @@ class ControlNetKind:
         found = self._find(addon.model, index, context)
         family = context.entry.family
         layout = layout_of_file(found.path)
-        if layout is None or not layout.model_class:
+        if layout is None or not (layout.model_class or layout.flavour in flux_control.FLAVOURS):
             raise InvalidRequest(f"addons[{index}].model", f"{controlnet_name(found)!r} is not a ControlNet Easel can "
                                                             "load as a unit")
         if layout.family != family:
@@ -124,6 +131,8 @@ class ControlNetKind:
             raise InvalidRequest(f"addons[{index}].module", f"the {module.name} preprocessor needs its weights: put "
                                                             + "; and ".join(missing))
         request = context.request
+        if layout.flavour in flux_control.FLAVOURS:
+            flux_control.check_unit(addon, index, request, controlnet_name(found), layout.flavour)
         union_mode = None
         if layout.union_modes:
             wanted = (addon.control_type or union_type_of(module)).lower()
@@ -143,10 +152,23 @@ class ControlNetKind:
         source = addon.image if addon.image is not None else getattr(request, "image", None)
         cfg = request.cfg_scale if request is not None and request.cfg_scale is not None else \
             _default_cfg(context)
-        return ResolvedUnit(index=index, number=number, unit=addon, name=controlnet_name(found), path=found.path,
+        unit = ResolvedUnit(index=index, number=number, unit=addon, name=controlnet_name(found), path=found.path,
                             family=family, pixel_hint=layout.pixel_hint, union_mode=union_mode, source=source,
                             size=context.size or (1024, 1024), annotators_dir=context.annotators_dir,
-                            drop_unconditional=addon.control_mode == "controlnet" and family == "sd3" and cfg > 1)
+                            drop_unconditional=addon.control_mode == "controlnet" and family == "sd3" and cfg > 1,
+                            flavour=layout.flavour)
+        if layout.flavour == flux_control.LORA and addon.active:
+            unit = replace(unit, brings=(flux_control.control_lora(unit),))
+        return unit
+
+    def check_together(self, resolved: Sequence[ResolvedUnit]) -> None:
+        """Units that cannot run in one job, refused at submit: XLabs beside other layouts, a FLUX.1
+        Canny/Depth unit beside any other."""
+        flux_control.check_alone(resolved)
+        units = [r for r in resolved if r.unit.active]
+        if len({u.pixel_hint for u in units}) > 1:
+            raise InvalidRequest(f"addons[{units[0].index}].model", "XLabs ControlNets (which read the control "
+                                 "picture as pixels) cannot run beside other ControlNets in one job")
 
     def _find(self, name: str, index: int, context: AddonContext):
         files = controlnet_files(context.catalog)
@@ -166,18 +188,19 @@ class ControlNetKind:
             handle.remove()
         state.hooks.clear()
         units = [r for r in resolved if r.unit.active]
-        if len({u.pixel_hint for u in units}) > 1:
-            raise InvalidRequest(f"addons[{units[0].index}].model", "XLabs ControlNets (which read the control "
-                                 "picture as pixels) cannot run beside other ControlNets in one job")
-        state.models = {key: model for key, model in state.models.items() if key in {u.model_key for u in units}}
+        self.check_together(units)
+        kept = {u.model_key for u in units}
+        loaded.drop_pipelines_using([m for key, m in state.models.items() if key not in kept])
+        state.models = {key: model for key, model in state.models.items() if key in kept}
+        if not any(u.flavour == flux_control.MODEL for u in units):
+            flux_control.unpark(loaded, state.parked)
+            state.parked = None
         if not units:
             return Prepared()
+        if units[0].flavour in flux_control.FLAVOURS:
+            return self._prepare_flux_control(loaded, state, units[0], hash_cache)
         models = [self._model(loaded, state, unit) for unit in units]
-        if state.annotators is None:
-            from app.controlnet.annotators.base import LoadedAnnotators
-
-            state.annotators = LoadedAnnotators()
-        maps = [control_map(unit, loaded.device.torch_device, state.annotators) for unit in units]
+        maps = [control_map(unit, loaded.device.torch_device, _annotators(state)) for unit in units]
         for model in {id(m): m for m in models}.values():  # one hook per model, for the units that use it
             handle = _shaping_hook(model, [u for u, m in zip(units, models) if m is model])
             if handle is not None:
@@ -202,6 +225,26 @@ class ControlNetKind:
                         components={"controlnet": models[0] if one else _multi(units[0].family, models)},
                         extra_images=detected)
 
+    def _prepare_flux_control(self, loaded, state: ControlNetState, unit: ResolvedUnit, hash_cache) -> Prepared:
+        """A FLUX.1 Canny/Depth unit: the control picture for FluxControlPipeline, the transformer it runs
+        (the control model's, or the loaded model's with the LoRA the LoRA kind fused)."""
+        if unit.flavour == flux_control.MODEL:
+            key = unit.model_key
+            if key not in state.models:
+                from app.runtime.apply import torch_dtype
+
+                model = flux_control.load_control_transformer(unit.path, loaded.entry.variant, torch_dtype(loaded.plan))
+                state.parked = flux_control.place_control_transformer(model, loaded, state.parked)
+                state.models[key] = model
+            transformer = state.models[key]
+        else:
+            transformer = loaded.base_pipeline.transformer
+        control = control_map(unit, loaded.device.torch_device, _annotators(state))
+        return Prepared(call_kwargs={"control_image": control},
+                        infotext={f"ControlNet {unit.number}": unit_infotext(unit, _short_hash(hash_cache, unit.path))},
+                        components={"transformer": transformer}, pipeline_kinds=FLUX_CONTROL,
+                        extra_images=[control] if unit.unit.save_detected_map else [])
+
     def _model(self, loaded, state: ControlNetState, unit: ResolvedUnit):
         key = unit.model_key
         if key not in state.models:
@@ -213,6 +256,14 @@ class ControlNetKind:
             log.info("ControlNet %s: %s", unit.name, place_addon_module(model, loaded.plan, loaded.device))
             state.models[key] = model
         return state.models[key]
+
+
+def _annotators(state: ControlNetState):
+    if state.annotators is None:
+        from app.controlnet.annotators.base import LoadedAnnotators
+
+        state.annotators = LoadedAnnotators()
+    return state.annotators
 
 
 def control_map(unit: ResolvedUnit, device: str = "cpu", annotators=None):
@@ -295,7 +346,9 @@ def _multi(family: str, models: list):
 
 def _short_hash(hash_cache, path: Path) -> str:
     """sd-webui-controlnet's 8-character hash of the weights (of the one weight file in a folder)."""
-    files = [path] if path.is_file() else sorted(path.glob("*.safetensors"))
+    from app.controlnet.folder import weights_folder
+
+    files = [path] if path.is_file() else sorted(weights_folder(path).glob("*.safetensors"))
     return hash_cache.sha256(files[0])[:8] if files else ""
 
 

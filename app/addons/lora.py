@@ -6,12 +6,16 @@ another set restores those and patches again without reloading the base model, a
 LoRA gets the base weights back exactly. Deltas are added in float32 and cast once to the weight's
 dtype (16-bit weights would lose small deltas otherwise). Weight 0 leaves a LoRA out entirely, so its
 images are the base model's, bit for bit.
+
+A FLUX.1 Canny/Depth LoRA (`control`, brought by a ControlNet unit) is fused the same way, after its
+model's input projection is widened and with its norm scales set (control_lora.py); a set without one
+narrows the projection back.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,11 +38,12 @@ class ResolvedLora:
     from_prompt: bool
     index: int  # its place in the request's addons (errors name addons[index])
     kind: str = "lora"
+    control: bool = False  # a FLUX.1 Canny/Depth LoRA, brought by a ControlNet unit
 
     @property
     def key(self) -> tuple:
         st = self.path.stat()
-        return (str(self.path), st.st_size, st.st_mtime_ns, self.weight, self.text_encoder_weight)
+        return (str(self.path), st.st_size, st.st_mtime_ns, self.weight, self.text_encoder_weight, self.control)
 
 
 @dataclass
@@ -48,6 +53,7 @@ class FusedState:
     key: tuple = ()
     originals: dict[tuple[str, str], Any] = field(default_factory=dict)  # (component, parameter) -> CPU copy
     prepared: Prepared = field(default_factory=Prepared)
+    narrow_input: Any = None  # the transformer's own input projection while a control LoRA's widened one is in
 
 
 def lora_name(found) -> str:
@@ -92,13 +98,16 @@ class LoraKind:
         components = {name: module for name, module in components.items() if module is not None}
         _restore(components, state)
         state.key, state.prepared = (), Prepared()
+        _fit_input_width(loaded, state, widened=any(r.control for r in active))
         if not active:
             return state.prepared
         warnings: list[str] = []
         for lora in active:
             warnings.extend(_fuse(lora, components, state, loaded.family.name, loaded.entry))
-        hashes = ", ".join(f"{r.name}: {hash_cache.addnet_hash(r.path)}" for r in active)
-        state.key, state.prepared = key, Prepared(infotext={"Lora hashes": hashes}, warnings=warnings)
+        # a control LoRA is named by its unit's "ControlNet N" entry, not as a LoRA to add again
+        hashes = ", ".join(f"{r.name}: {hash_cache.addnet_hash(r.path)}" for r in active if not r.control)
+        state.key, state.prepared = key, Prepared(infotext={"Lora hashes": hashes} if hashes else {},
+                                                  warnings=warnings)
         return state.prepared
 
 
@@ -109,24 +118,69 @@ def _fuse(lora: ResolvedLora, components: dict[str, Any], state: FusedState, fam
     from app.addons.lora_formats import read_lora
     from app.addons.lora_match import LoraDoesNotFit, plan_lora_patches
 
+    lora_file = read_lora(lora.path)
+    field_name = f"addons[{lora.index}].{'model' if lora.control else 'name'}"
     try:
-        plan = plan_lora_patches(read_lora(lora.path), components, family=family, model_name=_model_label(entry))
+        plan = plan_lora_patches(lora_file, components, family=family, model_name=_model_label(entry))
     except LoraDoesNotFit as exc:
-        raise InvalidRequest(f"addons[{lora.index}].name", str(exc)) from None
+        raise InvalidRequest(field_name, str(exc)) from None
     with torch.no_grad():
         for patch in plan.patches:
             strength = lora.weight if patch.component == "transformer" else lora.text_encoder_weight
             if not strength:
                 continue
-            parameter = stored_weight(components[patch.component].get_submodule(patch.module), patch.param)
-            where = (patch.component, f"{patch.module}.{patch.param}")
-            if where not in state.originals:
-                state.originals[where] = parameter.detach().to("cpu", copy=True)
+            parameter = _original_kept(components, state, patch.component, patch.module, patch.param)
             delta = patch.delta(strength, torch.float32, parameter.device)
             parameter.data.copy_((parameter.data.float() + delta).to(parameter.dtype))
-    log.info("LoRA %s: %d keys applied, %d skipped", lora.path.name, plan.matched, len(plan.skipped))
+        set_norms = _set_control_norms(lora, lora_file, components, state) if lora.control else set()
+    plan = replace(plan, skipped=[k for k in plan.skipped if k not in set_norms])
+    log.info("LoRA %s: %d keys applied, %d skipped", lora.path.name, plan.matched + len(set_norms), len(plan.skipped))
     warning = plan.warning()
     return [f"LoRA {warning}"] if warning else []
+
+
+def _original_kept(components: dict[str, Any], state: FusedState, component: str, module: str, param: str):
+    """The tensor of one parameter, its original copied to the CPU the first time it is changed."""
+    parameter = stored_weight(components[component].get_submodule(module), param)
+    where = (component, f"{module}.{param}")
+    if where not in state.originals:
+        state.originals[where] = parameter.detach().to("cpu", copy=True)
+    return parameter
+
+
+def _set_control_norms(lora: ResolvedLora, lora_file, components: dict[str, Any], state: FusedState) -> set[str]:
+    """A control LoRA's norm scales set on the transformer (weight w: original + w * (new - original));
+    returns the file keys set."""
+    import torch
+
+    from app.addons.control_lora import norm_scales
+
+    done = set()
+    for key, (module, new) in norm_scales(lora_file.tensors).items():
+        try:
+            parameter = _original_kept(components, state, "transformer", module, "weight")
+        except AttributeError:
+            continue  # no such norm in this model: left in the plan's skipped keys
+        if tuple(parameter.shape) != tuple(new.shape):
+            continue
+        original = state.originals[("transformer", f"{module}.weight")].to(parameter.device, torch.float32)
+        value = original + lora.weight * (new.to(parameter.device, torch.float32) - original)
+        parameter.data.copy_(value.to(parameter.dtype))
+        done.add(key)
+    return done
+
+
+def _fit_input_width(loaded, state: FusedState, widened: bool) -> None:
+    """The transformer's input projection widened for a control LoRA, or its own when none is in the set."""
+    from app.addons.control_lora import narrow_input, widen_input
+
+    transformer = getattr(loaded.base_pipeline, "transformer", None)
+    if widened and state.narrow_input is None:
+        offloaded = loaded.plan.placement in ("group_offload", "sequential_offload")
+        state.narrow_input = widen_input(transformer, device=loaded.device.torch_device if offloaded else None)
+    elif not widened and state.narrow_input is not None:
+        narrow_input(transformer, state.narrow_input)
+        state.narrow_input = None
 
 
 def stored_weight(module: Any, name: str) -> Any:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.catalog.controlnet_folder import inspect_controlnet_folder
+from app.controlnet.folder import is_flux_control_pipeline
 from app.catalog.diffusers_folder import inspect_diffusers_folder
 from app.catalog.entry import READY, UNREADABLE, ModelEntry
 from app.catalog.extra_paths import ExtraFolders, read_extra_paths
@@ -94,7 +95,10 @@ def scan_models(
         unused += [u for u in listing.unused if _first_time(u[0], seen)]
         found = [inspect_file(path, role, root) for path, role in listing.files if _first_time(path, seen)]
         found += [inspect_controlnet_folder(d, root) for d in listing.controlnet_dirs if _first_time(d, seen)]
-        scanned.append((found, [d for d in listing.diffusers_dirs if _first_time(d, seen)]))
+        pipelines = [d for d in listing.diffusers_dirs if _first_time(d, seen)]
+        # FLUX.1 Canny/Depth dev pipelines are ControlNet models to Easel, not models of their own
+        found += [inspect_controlnet_folder(d, root) for d in pipelines if is_flux_control_pipeline(d)]
+        scanned.append((found, [d for d in pipelines if not is_flux_control_pipeline(d)]))
     files = [f for found, _ in scanned for f in found]
     candidates = [f for f in files if f.role in (TEXT_ENCODERS, VAE, None)]
 

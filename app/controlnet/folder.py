@@ -1,4 +1,7 @@
-"""A diffusers-format ControlNet folder: config.json beside diffusion_pytorch_model weights, one model."""
+"""A diffusers-format ControlNet folder: config.json beside diffusion_pytorch_model weights, one model.
+
+BFL's FLUX.1 Canny/Depth dev in diffusers format is a whole FluxControlPipeline folder (model_index.json);
+its ControlNet-like part, the 128-channel transformer, is the `transformer/` model in it."""
 
 from __future__ import annotations
 
@@ -13,6 +16,22 @@ WEIGHTS_STEM = "diffusion_pytorch_model"
 SINGLE_WEIGHTS = "diffusion_pytorch_model.safetensors"
 WEIGHTS_INDEX = "diffusion_pytorch_model.safetensors.index.json"
 MODEL_CLASSES = ("FluxControlNetModel", "SD3ControlNetModel")
+CONTROL_TRANSFORMER_CLASS = "FluxTransformer2DModel"  # FLUX.1 Canny/Depth dev's, in a pipeline folder or alone
+FLUX_CONTROL_PIPELINES = ("FluxControlPipeline", "FluxControlImg2ImgPipeline", "FluxControlInpaintPipeline")
+PIPELINE_INDEX = "model_index.json"
+
+
+def is_flux_control_pipeline(folder: Path) -> bool:
+    """A diffusers pipeline folder of FLUX.1 Canny/Depth dev (model_index.json names FluxControlPipeline)."""
+    try:
+        return _read_json(folder / PIPELINE_INDEX).get("_class_name") in FLUX_CONTROL_PIPELINES
+    except UnreadableFile:
+        return False
+
+
+def weights_folder(path: Path) -> Path:
+    """Where a ControlNet folder's config.json and weights are: itself, or a FLUX.1 control pipeline's transformer/."""
+    return path / "transformer" if (path / PIPELINE_INDEX).is_file() else path
 
 
 def is_model_folder(names: Iterable[str]) -> bool:

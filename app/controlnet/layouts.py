@@ -17,8 +17,9 @@ Layouts, as the released files name their tensors (the first rule of RULES that 
 - SD3, diffusers SD3ControlNetModel with its own text stream (InstantX SD3): pos_embed, context_embedder,
   pos_embed_input.proj and controlnet_blocks.N.
 - FLUX.1 Canny/Depth dev by BFL: a whole FLUX transformer whose input projection (img_in /
-  x_embedder) takes 128 channels, and their LoRAs, whose img_in / x_embedder LoRA reads 128 channels.
-  These run with FluxControlPipeline, not as a ControlNet unit, so they name no model class.
+  x_embedder) takes 128 channels, twice what it puts out (proj_out / final_layer), and their LoRAs, whose
+  img_in / x_embedder LoRA reads 128 channels. They are chosen as ControlNet units but run with
+  FluxControlPipeline (app/addons/flux_control.py), so they name no ControlNet model class.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from app.catalog.safetensors_header import TensorInfo, read_header
-from app.controlnet.folder import weight_files
+from app.controlnet.folder import weight_files, weights_folder
 
 CONTROL_TYPES = ("canny", "tile", "depth", "blur", "pose", "gray", "low-quality", "lineart", "normal")
 
@@ -79,9 +80,11 @@ class _Rule:
     check: Callable[[Mapping[str, TensorInfo]], bool] | None = None
 
 
-def _takes_control_channels(key: str) -> Callable[[Mapping[str, TensorInfo]], bool]:
+def _takes_control_channels(key: str, output: str) -> Callable[[Mapping[str, TensorInfo]], bool]:
+    """The input projection reads twice the channels the model puts out: the latents and the control's."""
     def check(t: Mapping[str, TensorInfo]) -> bool:
-        return tuple(t[key][1]) == (FLUX_WIDTH, BFL_CONTROL_IN_CHANNELS)
+        shape, out = tuple(t[key][1]), tuple(t[output][1]) if output in t else ()
+        return len(shape) == 2 and shape[1] == BFL_CONTROL_IN_CHANNELS and out[:1] == (BFL_CONTROL_IN_CHANNELS // 2,)
     return check
 
 
@@ -96,10 +99,10 @@ RULES: tuple[_Rule, ...] = (
     _Rule(ControlNetLayout("flux", "bfl-control-lora", "", _NO_MODES), "bfl", check=_is_control_lora),
     _Rule(ControlNetLayout("flux", "bfl-control", "", _NO_MODES), "bfl", has=("img_in.weight",),
           has_prefix=("double_blocks.",), lacks_prefix=("controlnet_",),
-          check=_takes_control_channels("img_in.weight")),
+          check=_takes_control_channels("img_in.weight", "final_layer.linear.weight")),
     _Rule(ControlNetLayout("flux", "bfl-control", "", _NO_MODES), "diffusers", has=("x_embedder.weight",),
           has_prefix=("transformer_blocks.", "single_transformer_blocks."), lacks_prefix=("controlnet_",),
-          check=_takes_control_channels("x_embedder.weight")),
+          check=_takes_control_channels("x_embedder.weight", "proj_out.weight")),
     _Rule(ControlNetLayout("flux", "xlabs", _FLUX_CN, _NO_MODES, pixel_hint=True), "bfl",
           has=("controlnet_blocks.0.weight", "pos_embed_input.weight", "input_hint_block.0.weight",
                "double_blocks.0.img_attn.qkv.weight")),
@@ -184,7 +187,7 @@ def read_tensors_info(path: Path) -> dict[str, TensorInfo]:
     if not path.is_dir():
         return read_header(path).tensors
     tensors: dict[str, TensorInfo] = {}
-    for file in weight_files(path):
+    for file in weight_files(weights_folder(path)):
         tensors.update(read_header(file).tensors)
     return tensors
 

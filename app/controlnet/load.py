@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.catalog.safetensors_header import read_header
-from app.controlnet.folder import CONFIG, read_config, weight_files
+from app.controlnet.folder import CONFIG, read_config, weight_files, weights_folder
 from app.controlnet.layouts import ControlNetLayout, controlnet_layout, key_naming
 from app.errors import UnreadableModel
 
@@ -39,8 +39,8 @@ def load_controlnet(path: Path, dtype) -> Any:
         raise UnreadableModel(f"{path}: not a ControlNet (FLUX.1 InstantX / XLabs / union, or SD3.5)")
     if not layout.model_class:
         what = "LoRA" if layout.flavour == "bfl-control-lora" else "model"
-        raise UnreadableModel(f"{path}: a FLUX.1 Canny/Depth {what} by BFL: it runs as a FLUX.1 control model "
-                              "(FluxControlPipeline), not as a ControlNet unit")
+        raise UnreadableModel(f"{path}: a FLUX.1 Canny/Depth {what} by BFL, not a ControlNet model: its unit "
+                              "runs it with FluxControlPipeline")
     try:
         state = _to_diffusers(key_naming(tensors), _read_tensors(files))
         config = _config(path, layout, {k: tuple(v.shape) for k, v in state.items()}, metadata)
@@ -52,7 +52,7 @@ def load_controlnet(path: Path, dtype) -> Any:
 def _files(path: Path) -> list[Path]:
     if not path.is_dir():
         return [path]
-    files = weight_files(path)
+    files = weight_files(weights_folder(path))
     if not files:
         raise UnreadableModel(f"{path}: no diffusion_pytorch_model.safetensors in the folder")
     return files

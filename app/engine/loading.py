@@ -47,15 +47,17 @@ def _from_diffusers_folder(cls, folder: Path, dtype):
         raise UnreadableModel(f"{folder.name}: the diffusers folder at {folder} cannot be loaded: {_first_line(exc)}") from None
 
 
-def switch_task(pipe, family: FamilyAdapter, task: str, variant: str | None = None, extra: dict[str, Any] | None = None):
+def switch_task(pipe, family: FamilyAdapter, task: str, variant: str | None = None, extra: dict[str, Any] | None = None,
+                kinds=frozenset()):
     """The task's pipeline class over the SAME component objects: nothing reloaded, nothing cast.
-    `extra`: components an add-on brings ({"controlnet": model}); their names pick the pipeline class.
+    `extra`: components an add-on brings ({"controlnet": model}); their names, with `kinds`, pick the
+    pipeline class.
 
     diffusers' `from_pipe` without `dtype=` casts shared modules to float32 in place and refuses quantized
     components, so the new pipeline is built directly from `pipe.components`.
     """
     extra = extra or {}
-    cls = family.pipeline_class(task, variant, frozenset(extra))
+    cls = family.pipeline_class(task, variant, frozenset(extra) | frozenset(kinds))
     if type(pipe) is cls:
         return pipe
     new = cls(**_expected_components(cls, {**pipe.components, **extra}))

@@ -53,15 +53,17 @@ class LoadedModel:
         """The pipeline the model was loaded as (txt2img's; inpaint's for FLUX.1 Fill): the others share its parts."""
         return next(iter(self.pipes.values()))
 
-    def pipeline_for(self, task: str, components: dict[str, Any] | None = None):
+    def pipeline_for(self, task: str, components: dict[str, Any] | None = None, kinds=frozenset()):
         """The task's pipeline, with the components an add-on brings (`{"controlnet": model}`: their names
-        pick the class, e.g. FluxControlNetPipeline). Placement hooks live on the shared modules and carry
-        over; model CPU offload is the exception: its hook chain belongs to one pipeline, so it is re-made
-        when the pipeline or one of its add-on components changes."""
+        pick the class, e.g. FluxControlNetPipeline; `kinds` are more names that pick it). Placement hooks
+        live on the shared modules and carry over; model CPU offload is the exception: its hook chain
+        belongs to one pipeline, so it is re-made when the pipeline or one of its add-on components changes."""
         components = components or {}
-        key = task if not components else f"{task}+{'+'.join(sorted(components))}"
+        names = sorted(set(components) | set(kinds))
+        key = task if not names else f"{task}+{'+'.join(names)}"
         if key not in self.pipes:
-            self.pipes[key] = switch_task(self.base_pipeline, self.family, task, self.entry.variant, components)
+            self.pipes[key] = switch_task(self.base_pipeline, self.family, task, self.entry.variant, components,
+                                          frozenset(kinds))
         pipe = self.pipes[key]
         changed = [name for name, module in components.items() if getattr(pipe, name, None) is not module]
         for name in changed:
@@ -70,6 +72,22 @@ class LoadedModel:
             pipe.enable_model_cpu_offload(device=self.device.torch_device)
         self.active_task = key
         return pipe
+
+    def drop_pipelines_using(self, modules) -> None:
+        """Forget the add-on pipelines holding any of `modules` (a ControlNet no job uses any more), so its
+        memory goes with the add-on's own reference. The base pipeline is never dropped."""
+        ids = {id(m) for m in modules}
+        if not ids:
+            return
+        base = next(iter(self.pipes), None)
+
+        def holds(pipe) -> bool:
+            parts = list(pipe.components.values())
+            parts += [net for part in parts for net in getattr(part, "nets", ())]  # Multi ControlNet models
+            return any(id(part) in ids for part in parts)
+
+        for key in [k for k, pipe in self.pipes.items() if k != base and holds(pipe)]:
+            del self.pipes[key]
 
 
 UPSCALERS = "upscaler models"  # the holding name of the upscaler models on the device

@@ -142,7 +142,7 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
     family, entry = loaded.family, loaded.entry
     defaults = family.defaults_for(entry.variant, entry.path)
     geometry = resolve_size(request, defaults)
-    pipe = loaded.pipeline_for(request.task, addons.components)
+    pipe = loaded.pipeline_for(request.task, addons.components, addons.pipeline_kinds)
     for size in pass_sizes(request, geometry.width, geometry.height):
         check_model_limits(pipe, family, Geometry(*size))
 

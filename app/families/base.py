@@ -26,6 +26,8 @@ class VariantDefaults:
 
 TASKS = ("txt2img", "img2img", "inpaint")
 CONTROLNET = frozenset({"controlnet"})  # the add-on kinds of a ControlNet job's pipeline key
+# A FLUX.1 Canny/Depth job's: the control picture's latents go in beside the image's (FluxControlPipeline)
+FLUX_CONTROL = frozenset({"flux-control"})
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class Capabilities:
 
     pipelines: (task, the add-on kinds that need a pipeline of their own) -> diffusers class name. A LoRA
     patches the weights and needs none, so its jobs use the (task, frozenset()) entry; ControlNet
-    adds (task, {"controlnet"}) entries. lora_family: the family whose LoRAs fit (FLUX.1 schnell and dev
+    adds (task, {"controlnet"}) entries, FLUX.1 Canny/Depth (task, {"flux-control"}). lora_family: the family whose LoRAs fit (FLUX.1 schnell and dev
     share FLUX LoRAs)."""
 
     pipelines: Mapping[tuple[str, frozenset[str]], str]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from app.families.base import CONTROLNET, Capabilities, FamilyAdapter, VariantDefaults, common_call_kwargs, task_pipelines
+from app.families.base import CONTROLNET, FLUX_CONTROL, Capabilities, FamilyAdapter, VariantDefaults, common_call_kwargs, task_pipelines
 
 VARIANTS = {
     "flux-schnell": VariantDefaults(steps=4, cfg_scale=1.0, guidance=None, max_sequence_length=256),
@@ -35,9 +35,12 @@ PIPELINES = {
     ("txt2img", CONTROLNET): "FluxControlNetPipeline",
     ("img2img", CONTROLNET): "FluxControlNetImg2ImgPipeline",
     ("inpaint", CONTROLNET): "FluxControlNetInpaintPipeline",
+    ("txt2img", FLUX_CONTROL): "FluxControlPipeline",
+    ("img2img", FLUX_CONTROL): "FluxControlImg2ImgPipeline",
+    ("inpaint", FLUX_CONTROL): "FluxControlInpaintPipeline",
 }
 CAPABILITIES = {variant: Capabilities(pipelines=PIPELINES, lora_family="flux", addon_kinds=frozenset({"lora", "controlnet"}),
-                                      pipeline_addon_kinds=CONTROLNET) for variant in VARIANTS}
+                                      pipeline_addon_kinds=CONTROLNET | FLUX_CONTROL) for variant in VARIANTS}
 CAPABILITIES["flux-fill"] = Capabilities(pipelines=task_pipelines({"inpaint": "FluxFillPipeline"}), lora_family="flux",
                                          crops_to_mask=False)
 

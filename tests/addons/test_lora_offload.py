@@ -65,3 +65,38 @@ def test_a_lora_under_sequential_offload_acts_as_on_a_held_model_and_comes_out_e
     assert torch.allclose(fused, forward(held), atol=1e-5)
     _restore({"transformer": streamed}, states["streamed"])
     assert torch.equal(forward(streamed), base)
+
+
+def control_lora(transformer, path):
+    """A FLUX.1 Canny/Depth LoRA in BFL names: img_in reads 128 channels (image + control latents), q/k norms."""
+    g = torch.Generator().manual_seed(2)
+    inner = transformer.x_embedder.out_features
+    head = transformer.config.attention_head_dim
+    save_file({"img_in.lora_A.weight": torch.randn(4, 128, generator=g),
+               "img_in.lora_B.weight": torch.randn(inner, 4, generator=g),
+               "double_blocks.0.img_attn.norm.key_norm.scale": 1 + torch.randn(head, generator=g)}, str(path))
+
+
+def test_a_control_lora_under_sequential_offload_widens_the_input_and_comes_out_exactly(transformers, tmp_path):
+    from app.addons.lora import _fit_input_width
+
+    held, streamed = transformers
+    lora_file = tmp_path / "canny-lora.safetensors"
+    control_lora(held, lora_file)
+    base = forward(streamed)
+    lora = ResolvedLora("canny-lora", lora_file, 1.0, 0.0, False, 0, control=True)
+    entry = SimpleNamespace(family="flux", variant="flux-schnell")
+    states = {}
+    for name, model, placement in (("held", held, "cpu"), ("streamed", streamed, "sequential_offload")):
+        loaded = SimpleNamespace(base_pipeline=SimpleNamespace(transformer=model),
+                                 plan=SimpleNamespace(placement=placement), device=SimpleNamespace(torch_device="cpu"))
+        states[name] = (loaded, FusedState())
+        _fit_input_width(loaded, states[name][1], widened=True)
+        assert model.config.in_channels == 128
+        assert _fuse(lora, {"transformer": model}, states[name][1], "flux", entry) == []
+    widened = forward(streamed)
+    assert widened.shape[-1] == 64 and torch.allclose(widened, forward(held), atol=1e-5)
+    loaded, state = states["streamed"]
+    _restore({"transformer": streamed}, state)
+    _fit_input_width(loaded, state, widened=False)
+    assert streamed.config.in_channels == 64 and torch.equal(forward(streamed), base)

@@ -22,7 +22,7 @@ def flux_bfl_keys(dev: bool = False, prefix: str = "") -> Shapes:
         "double_blocks.0.img_attn.qkv.weight": (1,),
         "double_blocks.0.txt_attn.qkv.weight": (1,),
         "single_blocks.0.linear1.weight": (1,),
-        "final_layer.linear.weight": (1,),
+        "final_layer.linear.weight": (64, 3072),
     }
     if dev:
         keys["guidance_in.in_layer.weight"] = (1,)
@@ -37,7 +37,7 @@ def flux_diffusers_keys(dev: bool = False) -> Shapes:
         "transformer_blocks.0.attn.to_q.weight": (1,),
         "transformer_blocks.0.attn.add_q_proj.weight": (1,),
         "single_transformer_blocks.0.attn.to_q.weight": (1,),
-        "proj_out.weight": (1,),
+        "proj_out.weight": (64, 3072),
     }
     if dev:
         keys["time_text_embed.guidance_embedder.linear_1.weight"] = (1,)

@@ -126,11 +126,11 @@ def bfl_control_shapes(diffusers: bool = False) -> Shapes:
         return {"x_embedder.weight": (3072, 128), "context_embedder.weight": (1,),
                 "time_text_embed.guidance_embedder.linear_1.weight": (1,),
                 "transformer_blocks.0.attn.to_q.weight": (1,), "single_transformer_blocks.0.attn.to_q.weight": (1,),
-                "proj_out.weight": (1,)}
+                "proj_out.weight": (64, 3072)}
     return {"img_in.weight": (3072, 128), "img_in.bias": (3072,), "txt_in.weight": (1,),
             "time_in.in_layer.weight": (1,), "guidance_in.in_layer.weight": (1,),
             "double_blocks.0.img_attn.qkv.weight": (1,), "single_blocks.0.linear1.weight": (1,),
-            "final_layer.linear.weight": (1,)}
+            "final_layer.linear.weight": (64, 3072)}
 
 
 def bfl_control_lora_shapes(in_channels: int = 128, diffusers: bool = False) -> Shapes:
