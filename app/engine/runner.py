@@ -214,7 +214,10 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
         if inputs.unchanged is not None:  # strength 0: nothing to denoise
             images = [inputs.unchanged.copy() for _ in seeds]
         else:
-            images, stopped_at = run_pipeline_for(batch)(pipe, kwargs, seeds, inputs.steps_run(steps),
+            first = kwargs
+            if request.task == "txt2img" and (addons.components or addons.pipeline_kinds):
+                first = {**kwargs, "latents": seed_noise(pipe, geometry, seeds)}
+            images, stopped_at = run_pipeline_for(batch)(pipe, first, seeds, inputs.steps_run(steps),
                                                          (geometry.width, geometry.height))
         images = [inputs.finish(image) for image in images]
         draft = BatchDraft(batch, seeds, images, {**inputs.infotext, **addons.infotext}, stopped_at)
@@ -241,6 +244,18 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
     result.interrupted = result.interrupted or job.cancel.interrupted
     result.seconds = time.perf_counter() - started
     return result
+
+
+def seed_noise(pipe, geometry: Geometry, seeds: list[int]):
+    """The starting noise the plain txt2img pipeline draws for `seeds`, for an add-on's pipeline to start
+    from: FLUX's ControlNet and control pipelines draw from the seed's generator for the control picture's
+    latents first, so the same seed would otherwise give other noise than without the unit."""
+    import torch
+
+    generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]  # one image per seed, as _run_pipeline
+    noise = pipe.prepare_latents(len(seeds), pipe.vae.config.latent_channels, geometry.height, geometry.width,
+                                 pipe.text_encoder.dtype, pipe._execution_device, generators)
+    return noise[0] if isinstance(noise, tuple) else noise
 
 
 def _drop_unaccepted_cfg(pipe, kwargs: dict[str, Any]) -> list[str]:

@@ -212,3 +212,10 @@ def test_only_masked_inpaint_refuses_units_and_an_inactive_unit_needs_no_image(s
     assert err.value.field == "addons[0]" and "Only masked" in err.value.message
     off = validate_request(prompt=PROMPT, addons=[ControlNetAddon(model="flux-canny", weight=0.0)])
     assert off.addons[0].image is None  # left out of the job, so it needs no picture
+
+
+@pytest.mark.parametrize("model,name", [(FLUX, "flux-canny"), (SD3, "sd3-canny")])
+def test_the_same_seed_starts_from_the_same_noise_with_a_unit(cn_engine, square, model, name):
+    base = pixels(run(cn_engine, model))
+    faint = pixels(run(cn_engine, model, [unit(square, name, weight=0.001)]))
+    assert np.abs(faint - base).mean() < 1.0  # a unit that barely acts leaves the seed's picture

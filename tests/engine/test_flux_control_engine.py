@@ -190,6 +190,12 @@ def test_a_control_model_runs_alone_on_flux_without_stages(fc_engine):
     assert err.value.field == "addons[0].model" and "hires fix" in err.value.message
 
 
+def test_the_same_seed_starts_from_the_same_noise_with_a_control_lora(fc_engine):
+    base = pixels(run(fc_engine))
+    faint = pixels(run(fc_engine, [unit(picture(4), "flux1-depth-dev-lora", weight=0.001)]))
+    assert np.abs(faint - base).mean() < 1.0
+
+
 def test_a_diffusers_flux_control_pipeline_folder_is_the_same_control_model(fc_engine):
     assert "FLUX.1-Canny-dev" not in [m.name for m in fc_engine.models()]
     from_folder = run(fc_engine, [unit(picture(4), "FLUX.1-Canny-dev")])
