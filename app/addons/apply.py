@@ -68,6 +68,14 @@ def _check_pipeline(request, context: AddonContext) -> None:
                                                   f"{request.task} (it has one for: {', '.join(with_kinds) or 'none'})")
 
 
+def addon_model_bytes(resolved: list) -> int:
+    """The 16-bit bytes of the models a job's add-ons run beside the transformer (each file once): what the
+    memory plan keeps room for. LoRAs are fused into the weights, so they take none."""
+    from app.addons.controlnet import unit_model_bytes
+
+    return unit_model_bytes([r for r in resolved if getattr(r, "kind", "lora") == "controlnet"])
+
+
 def prepare_addons(loaded, resolved: list, hash_cache) -> Prepared:
     """Every kind brought to exactly this job's add-ons (a kind the job has none of is restored)."""
     prepared = Prepared()

@@ -258,6 +258,17 @@ class ControlNetKind:
         return state.models[key]
 
 
+def unit_model_bytes(units: Sequence[ResolvedUnit]) -> int:
+    """The 16-bit bytes of the ControlNet models the active units run, each file once. A FLUX.1 Canny/Depth
+    unit adds none: its whole model stands in for the transformer, its LoRA is fused into it."""
+    from app.controlnet.folder import weight_files, weights_folder
+    from app.runtime.weights import sixteen_bit_size
+
+    paths = {u.path for u in units if u.unit.active and u.flavour not in flux_control.FLAVOURS}
+    files = [f for p in paths for f in ([p] if p.is_file() else weight_files(weights_folder(p)))]
+    return sum(sixteen_bit_size(f) for f in files)
+
+
 def _annotators(state: ControlNetState):
     if state.annotators is None:
         from app.controlnet.annotators.base import LoadedAnnotators

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from app.addons.apply import prepare_addons, resolve_addons, with_prompt_addons
+from app.addons.apply import addon_model_bytes, prepare_addons, resolve_addons, with_prompt_addons
 from app.addons.base import AddonContext
 from app.catalog.entry import ModelEntry
 from app.engine.jobs import GenerationResult, Job, JobNotFound
@@ -144,8 +144,12 @@ class Engine:
 
     def memory_plan(self, entry: ModelEntry, request: GenerationRequest | None = None):
         """The plan loading `entry` for `request` would get now: free memory read afresh, beside the models
-        and upscalers that would stay loaded (loads nothing; safe from any thread)."""
-        return self._get_manager().plan_for(entry, request)
+        and upscalers that would stay loaded, with room for the request's ControlNets (loads nothing; safe
+        from any thread). InvalidRequest when the request's add-ons do not fit the model."""
+        addon_bytes = 0
+        if request is not None and request.addons:
+            addon_bytes = addon_model_bytes(resolve_addons(request, self._addon_context(entry, request)))
+        return self._get_manager().plan_for(entry, request, addon_bytes)
 
     # -- jobs ------------------------------------------------------------------------------------------
     def submit(self, request: GenerationRequest, source: str = "engine") -> Job:
@@ -310,10 +314,10 @@ class Engine:
 
     def _run(self, job: Job) -> GenerationResult:
         entry = self.resolve_model(job.request.model)
-        loaded = self._get_manager().get(entry, job.request)
+        resolved = resolve_addons(job.request, self._addon_context(entry, job.request))
+        loaded = self._get_manager().get(entry, job.request, addon_model_bytes(resolved))
         previewer = loaded.previewer if job.request.preview_every else None
-        addons = prepare_addons(loaded, resolve_addons(job.request, self._addon_context(entry, job.request)),
-                                self.hash_cache)
+        addons = prepare_addons(loaded, resolved, self.hash_cache)
         return run_job(job, loaded, self._get_store(), previewer=previewer, hooks=self._hooks, addons=addons,
                        upscalers=self.upscalers, load_model=lambda name: self._load_for_stage(name, job.request))
 

@@ -47,6 +47,7 @@ class LoadedModel:
     addon_state: dict[str, Any] = field(default_factory=dict)  # add-on kind -> what it left on this model
     footprint: Any = None  # ModelFootprint the plan was made for
     held_bytes: int = 0  # what the placed pipeline keeps on the device between jobs
+    addon_held: int = 0  # what the last job's add-on models (ControlNets) keep there beside it
 
     @property
     def base_pipeline(self):
@@ -118,8 +119,9 @@ class ModelManager:
     def loaded_names(self) -> list[str]:
         return [h.name for h in self._held]
 
-    def plan_for(self, entry: ModelEntry, request=None):
-        """The plan loading `entry` for `request` (None: one image at the variant's size) would get now.
+    def plan_for(self, entry: ModelEntry, request=None, addon_bytes: int = 0):
+        """The plan loading `entry` for `request` (None: one image at the variant's size) would get now,
+        with room for `addon_bytes` of add-on models beside it.
 
         Loads nothing. Counts the models that would stay loaded beside it: not `entry` itself, nor the
         least recently used ones `get` would unload to make room.
@@ -129,22 +131,28 @@ class ModelManager:
             leaving: Collection[str] = {entry.name}
         else:
             leaving = set(names[: max(0, len(names) - self.max_loaded + 1)])
-        return self._plan(footprint_of(entry), workload_for(entry, request), leaving)
+        return self._plan(footprint_of(entry), workload_for(entry, request, addon_bytes), leaving)
 
-    def get(self, entry: ModelEntry, request=None) -> LoadedModel:
-        """`entry` loaded and tuned for `request`'s batch x size (loaded first if needed)."""
-        workload = workload_for(entry, request)
+    def get(self, entry: ModelEntry, request=None, addon_bytes: int = 0) -> LoadedModel:
+        """`entry` loaded and tuned for `request`'s batch x size and the add-on models it runs beside it
+        (loaded first if needed; placed again when the job no longer fits where it is)."""
+        workload = workload_for(entry, request, addon_bytes)
         if entry.name in self._loaded:
             self._loaded.move_to_end(entry.name)
             self._note_held()
-            return self._fit_to_job(self._loaded[entry.name], workload)
-        if not entry.ready:
-            problems = "; ".join(entry.problems) or entry.status
-            error = MissingModelFiles if entry.status == "missing" else UnreadableModel
-            raise error(f"{entry.name} cannot be loaded: {problems}")
-        while len(self._loaded) >= self.max_loaded:
-            self.unload(next(iter(self._loaded)))
-        return self._add(entry, workload)
+            loaded = self._fit_to_job(self._loaded[entry.name], workload)
+        else:
+            if not entry.ready:
+                problems = "; ".join(entry.problems) or entry.status
+                error = MissingModelFiles if entry.status == "missing" else UnreadableModel
+                raise error(f"{entry.name} cannot be loaded: {problems}")
+            while len(self._loaded) >= self.max_loaded:
+                self.unload(next(iter(self._loaded)))
+            loaded = self._add(entry, workload)
+        # the job's ControlNets stay where the plan put them until a job without them
+        loaded.addon_held = addon_bytes if loaded.plan.placement in ("gpu", "cpu") else 0
+        self._note_held()
+        return loaded
 
     def _plan(self, footprint, workload: Workload, leaving: Collection[str]):
         holdings = (*self._held, Holding(UPSCALERS, self._upscaler_bytes()))
@@ -171,7 +179,7 @@ class ModelManager:
         return loaded
 
     def _note_held(self) -> None:
-        self._held = tuple(Holding(name, m.held_bytes) for name, m in self._loaded.items())
+        self._held = tuple(Holding(name, m.held_bytes + m.addon_held) for name, m in self._loaded.items())
 
     def _load(self, entry: ModelEntry, workload: Workload) -> LoadedModel:
         from app.engine.preview import LatentPreviewer
@@ -214,8 +222,9 @@ class ModelManager:
         return gone
 
 
-def workload_for(entry: ModelEntry, request=None) -> Workload:
-    """The batch x size `request` runs `entry` at; one image at the variant's size without a request."""
+def workload_for(entry: ModelEntry, request=None, addon_bytes: int = 0) -> Workload:
+    """The batch x size `request` runs `entry` at; one image at the variant's size without a request.
+    `addon_bytes`: the job's ControlNets at 16 bits (app.addons.apply.addon_model_bytes)."""
     from app.engine.runner import resolve_size
 
     try:
@@ -228,7 +237,7 @@ def workload_for(entry: ModelEntry, request=None) -> Workload:
 
     geometry = resolve_size(request, defaults)
     largest = max(pass_sizes(request, geometry.width, geometry.height), key=lambda size: size[0] * size[1])
-    return Workload(request.batch_size, *largest)
+    return Workload(request.batch_size, *largest, addon_bytes=addon_bytes)
 
 
 # Which folder of a diffusers pipeline (per family) or which single-file part plays which memory role.

@@ -37,17 +37,22 @@ BIG_CARD_RESERVE_FRACTION = 0.05
 
 @dataclass(frozen=True)
 class Workload:
-    """Images per pipeline call and their size. The default is the measured reference: one 1024² image."""
+    """Images per pipeline call and their size. The default is the measured reference: one 1024² image.
+    addon_bytes: the 16-bit weights of models the job runs beside the transformer at every step (its
+    ControlNets), which the device holds with it while denoising."""
 
     batch_size: int = 1
     width: int = REFERENCE_SIDE
     height: int = REFERENCE_SIDE
+    addon_bytes: int = 0
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "width", "height"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"workload {name} must be a whole number of at least 1; got {value!r}")
+        if not isinstance(self.addon_bytes, int) or self.addon_bytes < 0:
+            raise ValueError(f"workload addon_bytes must be a whole number of at least 0; got {self.addon_bytes!r}")
 
     @property
     def image_scale(self) -> float:
@@ -62,7 +67,8 @@ class Workload:
     def describe(self) -> str:
         """'1024x1024' for one image, '8 x 1024x1024' for a batch."""
         size = f"{self.width}x{self.height}"
-        return size if self.batch_size == 1 else f"{self.batch_size} x {size}"
+        size = size if self.batch_size == 1 else f"{self.batch_size} x {size}"
+        return f"{size} with ControlNets of {self.addon_bytes / GIB:.1f} GiB" if self.addon_bytes else size
 
 
 def inference_reserve(total_memory: int) -> int:
@@ -76,9 +82,10 @@ def inference_reserve(total_memory: int) -> int:
 
 
 def denoise_reserve(total_memory: int, dtype: str, workload: Workload = Workload()) -> int:
-    """Memory the denoising loop needs beside the weights: the floor, or the job's activations if larger."""
+    """Memory the denoising loop needs beside the weights: the floor, or the job's activations if larger,
+    and the add-on models it runs beside the transformer."""
     activations = DENOISE_ACTIVATIONS * workload.batch_size * workload.image_scale * _width_factor(dtype)
-    return max(inference_reserve(total_memory), int(activations))
+    return max(inference_reserve(total_memory), int(activations)) + int(workload.addon_bytes * _width_factor(dtype))
 
 
 def vae_decode_reserve(dtype: str, workload: Workload = Workload(), *, sliced: bool = False,

@@ -219,3 +219,18 @@ def test_the_same_seed_starts_from_the_same_noise_with_a_unit(cn_engine, square,
     base = pixels(run(cn_engine, model))
     faint = pixels(run(cn_engine, model, [unit(square, name, weight=0.001)]))
     assert np.abs(faint - base).mean() < 1.0  # a unit that barely acts leaves the seed's picture
+
+
+def test_the_memory_plan_keeps_room_for_the_units_controlnets(cn_engine, square):
+    from app.runtime.weights import sixteen_bit_size
+
+    entry = cn_engine.resolve_model(FLUX)
+    folder = cn_engine.settings.models_dir / "controlnet"
+    plain = validate_request(prompt=PROMPT, model=FLUX, width=SIZE, height=SIZE)
+    one = plain.model_copy(update={"addons": (unit(square), unit(square, weight=0.5))})  # one file, counted once
+    two = plain.model_copy(update={"addons": (unit(square), unit(square, "flux-depth"))})
+    assert cn_engine.memory_plan(entry, plain).workload.addon_bytes == 0
+    assert cn_engine.memory_plan(entry, one).workload.addon_bytes == sixteen_bit_size(folder / "flux-canny.safetensors")
+    assert cn_engine.memory_plan(entry, two).workload.addon_bytes == sum(
+        sixteen_bit_size(folder / f"{name}.safetensors") for name in ("flux-canny", "flux-depth"))
+    assert any("with ControlNets of" in r for r in cn_engine.memory_plan(entry, two).reasons)

@@ -180,3 +180,14 @@ def test_a_model_loaded_beside_an_offloaded_one_makes_it_reload_lower():
     placed = plan_memory(cuda(24), FLUX)
     now = plan_memory(cuda(24), FLUX, resident_bytes=MEDIUM.without_t5)
     assert must_reload(placed, now) is True
+
+
+def test_a_controlnet_the_job_runs_is_room_the_plan_keeps_beside_the_transformer():
+    union = int(6.15 * GIB)  # Shakker's Union-Pro, 6.6 GB in bf16
+    alone = plan_memory(cuda(36), FLUX)
+    with_union = plan_memory(cuda(36), FLUX, workload=Workload(addon_bytes=union))
+    assert alone.placement == "gpu"  # 31.4 GiB + the reserve fit 35.6 GiB
+    assert with_union.placement == "model_offload"  # the ControlNet's 6.1 GiB beside them do not
+    assert any("with ControlNets of 6.1 GiB" in r for r in with_union.reasons)
+    assert with_union.reserve_bytes >= union + GIB  # denoising: at least the 1 GiB floor beside the ControlNet
+    assert must_reload(alone, with_union)
