@@ -360,7 +360,7 @@ def _short_hash(hash_cache, path: Path) -> str:
     from app.controlnet.folder import weights_folder
 
     files = [path] if path.is_file() else sorted(weights_folder(path).glob("*.safetensors"))
-    return hash_cache.sha256(files[0])[:8] if files else ""
+    return hash_cache.partial_hash(files[0]) if files else ""
 
 
 def _default_cfg(context: AddonContext) -> float:

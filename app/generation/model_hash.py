@@ -31,6 +31,10 @@ class HashCache:
     def sha256(self, path: Path) -> str:
         return self._cached(path, "", sha256_of)
 
+    def partial_hash(self, path: Path) -> str:
+        """A1111's old short model hash (8 hex digits), which sd-webui-controlnet lists models by."""
+        return self._cached(path, "partial|", partial_hash)
+
     def addnet_hash(self, path: Path) -> str:
         """A LoRA's "Lora hashes" value (12 hex digits), computed once per file version."""
         return self._cached(path, "addnet|", addnet_hash)[:12]
@@ -94,6 +98,20 @@ def weight_files_of(entry) -> list[Path]:
     if folder.is_dir():
         return sorted((folder / "transformer").glob("*.safetensors"))
     return [folder] if folder.is_file() else []
+
+
+PARTIAL_HASH_OFFSET, PARTIAL_HASH_BYTES = 0x100000, 0x10000
+
+
+def partial_hash(path: Path) -> str:
+    """A1111's old model hash, which sd-webui-controlnet still names ControlNets by ("name [hash]"): the
+    sha256 of 64 KiB read at 1 MiB into the file, first 8 hex digits. It reads 64 KiB whatever the file's
+    size, so listing a 24 GB model costs nothing."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        fh.seek(PARTIAL_HASH_OFFSET)
+        digest.update(fh.read(PARTIAL_HASH_BYTES))
+    return digest.hexdigest()[:8]
 
 
 def addnet_hash(path: Path) -> str:

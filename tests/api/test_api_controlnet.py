@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw
 
 from app.api import create_api
 from app.generation.infotext import parse_infotext
+from app.generation.model_hash import partial_hash
 from app.settings import PROJECT_ROOT, Settings
 
 SHIPPED_CONTROLNET = PROJECT_ROOT / "models" / "controlnet" / "demo-canny-flux.safetensors"
@@ -256,7 +257,7 @@ def test_version_settings_and_model_list(cn):
     assert root_get(cn, "/controlnet/settings").json() == {"control_net_unit_count": 3}
     for update in ("true", "false"):
         models = root_get(cn, "/controlnet/model_list", params={"update": update}).json()["model_list"]
-        assert len(models) == 1 and models[0].startswith(f"{CN_NAME} [") and models[0].endswith("]")
+        assert models == [f"{CN_NAME} [{partial_hash(SHIPPED_CONTROLNET)}]"]  # as sd-webui-controlnet names it
 
 
 def test_module_list_with_names_labels_and_sliders(cn):
