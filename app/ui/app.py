@@ -12,6 +12,7 @@ from app.extensions.gate import LOCAL, ChangeGate
 from app.extensions.ui import build_extension_tabs, build_extensions_tab, build_ui_sections, generation_tab_handle
 from app.generation.infotext import Infotext
 from app.ui.context import UIContext
+from app.ui.controlnet_controls import ControlNetHandlers
 from app.ui.controls import defaults_update
 from app.ui.hires_controls import upscaler_choices
 from app.ui.queue_panel import build_queue_panel
@@ -57,7 +58,7 @@ def build_ui(context: UIContext, extensions=None, gate: ChangeGate = LOCAL) -> g
             gr.Markdown("\n".join(f"⚠️ preset skipped: {e}" for e in context.preset_errors))
         _wire_models(ui, context, top, gen, upscale, models)
         _wire_send_to(tabs, gen, upscale)
-        _wire_pnginfo(tabs, pnginfo, gen["txt2img"])
+        _wire_pnginfo(tabs, pnginfo, gen["txt2img"], ControlNetHandlers(context), top.model)
     return ui
 
 
@@ -135,18 +136,22 @@ def _wire_send_to(tabs, gen: dict[str, GenerationTab], upscale: dict) -> None:
                              api_visibility="private")
 
 
-def _wire_pnginfo(tabs, pnginfo: dict, txt2img: GenerationTab) -> None:
+def _wire_pnginfo(tabs, pnginfo: dict, txt2img: GenerationTab, handlers, top_model) -> None:
+    """"Send to txt2img": the infotext's prompt, settings, hires fix and ControlNet units (the top bar's model
+    decides which ControlNets are listed)."""
     c = txt2img.controls
 
-    def send(info: Infotext | None):
+    def send(info: Infotext | None, model: str | None):
         if info is None:
             raise gr.Error("No parameters to send: drop an image with generation parameters first.")
-        return {**infotext_to_controls(info, c), **txt2img.hires.infotext_update(info),
+        units = txt2img.controlnet.infotext_update(info, handlers, model) if txt2img.controlnet else {}
+        return {**infotext_to_controls(info, c), **txt2img.hires.infotext_update(info), **units,
                 tabs: gr.Tabs(selected="txt2img")}
 
-    pnginfo["send"].click(send, inputs=pnginfo["parsed"],
+    units = txt2img.controlnet.pasted() if txt2img.controlnet else []
+    pnginfo["send"].click(send, inputs=[pnginfo["parsed"], top_model],
                           outputs=[c.prompt, c.negative_prompt, c.steps, c.cfg_scale, c.guidance, c.width, c.height,
-                                   c.seed, *txt2img.hires.components(), tabs], api_visibility="private")
+                                   c.seed, *txt2img.hires.components(), *units, tabs], api_visibility="private")
 
 
 def infotext_to_controls(info: Infotext, c) -> dict:

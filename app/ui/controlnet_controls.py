@@ -5,6 +5,8 @@ sd-webui-controlnet and Forge have them. The enabled units become the request's 
 Events: a control type filters the preprocessors and models and picks its default preprocessor; a
 preprocessor shows its sliders (labelled and ranged as it says) and what weights it still lacks; a
 union model shows its modes; Preview runs the preprocessor as the job would (`controlnet_preview`).
+PNG Info's "Send to txt2img" fills unit N from the infotext's "ControlNet N" (`infotext_update`), as the
+extension pastes its units; the control pictures are not in an infotext, so they stay as they are.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import gradio as gr
 
 from app.errors import EaselError
 from app.ui.context import UIContext
-from app.ui.controlnet_choices import (SLIDER_SLOTS, ModelOption, default_module, missing_note, model_names,
-                                       model_options, module_choices, option_named, pick_model, slider_layout,
-                                       union_choices, union_types)
+from app.ui.controlnet_choices import (ALL_TYPES, NO_MODEL, SLIDER_SLOTS, ModelOption, default_module,
+                                       missing_note, model_names, model_options, module_choices, option_named,
+                                       pick_model, slider_layout, union_choices, union_types)
 from app.ui.controlnet_preview import annotators_dir, run_preview
 from app.ui.controlnet_unit import UnitControls, build_unit
 
@@ -35,6 +37,7 @@ def unit_count(setting: int) -> int:
 @dataclass
 class ControlNetControls:
     units: list[UnitControls]
+    accordion: Any = None  # opened when an infotext's units are pasted
 
     def inputs(self) -> set:
         return set().union(*(u.inputs() for u in self.units))
@@ -43,6 +46,23 @@ class ControlNetControls:
         """The enabled units as ControlNetAddons, in unit order (the infotext numbers them so)."""
         made = (u.addon(data, has_input_image=has_input_image) for u in self.units)
         return [addon for addon in made if addon is not None]
+
+    def infotext_update(self, info, handlers: "ControlNetHandlers", model_name: str | None) -> dict:
+        """Unit N set from the infotext's N-th ControlNet entry, the units after the last entry disabled."""
+        from app.generation.infotext_controlnet import parse_controlnet_units
+
+        entries = parse_controlnet_units(info.params)
+        update: dict = {self.accordion: gr.update(open=True)} if entries and self.accordion is not None else {}
+        for index, unit in enumerate(self.units):
+            update.update(handlers.paste_update(unit, entries[index] if index < len(entries) else None, model_name))
+        return update
+
+    def pasted(self) -> list:
+        """The components `infotext_update` sets."""
+        return [self.accordion] * (self.accordion is not None) + [c for u in self.units for c in (u.enable, u.control_type, u.module, u.missing, u.model, u.union_type,
+                                                u.weight, u.guidance_start, u.guidance_end, u.control_mode,
+                                                u.resize_mode, u.pixel_perfect, u.resolution, u.threshold_a,
+                                                u.threshold_b)]
 
 
 @dataclass(frozen=True)
@@ -55,12 +75,12 @@ class PreviewSource:
 
 def build_controlnet_controls(prefix: str, count: int, *, takes_input_image: bool) -> ControlNetControls:
     units = []
-    with gr.Accordion("ControlNet", open=False, elem_id=f"{prefix}_controlnet"):
+    with gr.Accordion("ControlNet", open=False, elem_id=f"{prefix}_controlnet") as accordion:
         with gr.Tabs():
             for number in range(unit_count(count)):
                 with gr.Tab(f"ControlNet Unit {number}", elem_id=f"{prefix}_cn{number}_tab"):
                     units.append(build_unit(prefix, number, takes_input_image=takes_input_image))
-    return ControlNetControls(units)
+    return ControlNetControls(units, accordion)
 
 
 def wire_controlnet(controls: ControlNetControls, context: UIContext, model: gr.Dropdown, width: gr.Slider,
@@ -91,11 +111,13 @@ def _wire_unit(unit: UnitControls, handlers: "ControlNetHandlers", model: gr.Dro
         """The selected base model, the unit's control type and its ControlNet."""
         return data[model], data[unit.control_type], data[unit.model]
 
-    unit.control_type.input(lambda data: handlers.type_update(unit, *choice(data)), inputs=picked,
-                            outputs=[unit.module, unit.model, unit.union_type], **private)
-    unit.module.change(lambda name, perfect: [*handlers.slider_updates(name, perfect, reset=True),
-                                              handlers.missing(name)],
-                       inputs=[unit.module, unit.pixel_perfect], outputs=[*sliders, unit.missing], **private)
+    # the user's picks reset the sliders; a pasted infotext sets them itself (`paste_update`)
+    unit.control_type.input(lambda data: handlers.type_update(unit, *choice(data), perfect=data[unit.pixel_perfect]),
+                            inputs=picked | {unit.pixel_perfect},
+                            outputs=[unit.module, unit.model, unit.union_type, *sliders, unit.missing], **private)
+    unit.module.input(lambda name, perfect: [*handlers.slider_updates(name, perfect, reset=True),
+                                             handlers.missing(name)],
+                      inputs=[unit.module, unit.pixel_perfect], outputs=[*sliders, unit.missing], **private)
     unit.pixel_perfect.change(lambda name, perfect: handlers.slider_updates(name, perfect, reset=False)[0],
                               inputs=[unit.module, unit.pixel_perfect], outputs=unit.resolution, **private)
     unit.model.input(lambda data: handlers.union_update(*choice(data)), inputs=picked, outputs=unit.union_type,
@@ -144,11 +166,55 @@ class ControlNetHandlers:
         union = gr.update() if chosen == current else self._union(options, chosen)
         return {unit.model: gr.update(choices=model_names(options), value=chosen), unit.union_type: union}
 
-    def type_update(self, unit: UnitControls, model_name: str | None, type_name: str, current: str | None) -> dict:
-        """The type's preprocessors with its default picked, and its models (the current one kept)."""
+    def type_update(self, unit: UnitControls, model_name: str | None, type_name: str, current: str | None,
+                    perfect: bool = False) -> dict:
+        """The type's preprocessors with its default picked (its sliders at their defaults), and its models
+        (the current one kept)."""
         module = default_module(type_name)
-        return {unit.module: gr.update(choices=module_choices(type_name), value=module),
-                **self.models_update(unit, model_name, type_name, current)}
+        sliders = dict(zip((unit.resolution, unit.threshold_a, unit.threshold_b),
+                           self.slider_updates(module, perfect, reset=True)))
+        return {unit.module: gr.update(choices=module_choices(type_name), value=module), **sliders,
+                unit.missing: self.missing(module), **self.models_update(unit, model_name, type_name, current)}
+
+    def paste_update(self, unit: UnitControls, entry: dict | None, model_name: str | None) -> dict:
+        """The unit as an infotext's ControlNet entry (parse_controlnet_units) says, under "All" types; the
+        model matched by name whatever its hash ("None" when it is not here: the unit then says to pick
+        one); no entry: the unit is disabled."""
+        from app.addons.controlnet import without_listed_hash
+        from app.controlnet.preprocess import preprocessor
+
+        if entry is None:
+            return {unit.enable: False}
+        try:
+            module = preprocessor(str(entry.get("module", "none"))).name
+        except EaselError:
+            module = "none"
+        options = self.options(model_name, ALL_TYPES)
+        wanted = without_listed_hash(str(entry.get("model", ""))).lower()
+        option = next((o for o in options if without_listed_hash(o.name).lower() == wanted), None)
+        perfect = bool(entry.get("pixel_perfect", False))
+        values = {"resolution": entry.get("processor_res"), "threshold_a": entry.get("threshold_a"),
+                  "threshold_b": entry.get("threshold_b")}
+        sliders = {}
+        for slot, spec in slider_layout(module, perfect).items():
+            component = getattr(unit, slot)
+            value = values[slot] if values[slot] is not None else getattr(spec, "default", None)
+            sliders[component] = gr.update(visible=False) if spec is None else gr.update(
+                visible=True, label=spec.label, minimum=spec.minimum, maximum=spec.maximum, step=spec.step,
+                value=min(max(value, spec.minimum), spec.maximum))
+        union = self._union(options, option.name if option else None)
+        if union_types(option) is not None:
+            union = gr.update(visible=True, choices=union_choices(union_types(option)),
+                              value=entry.get("control_type", "") if entry.get("control_type") in union_types(option)
+                              else "")
+        plain = {"weight": unit.weight, "guidance_start": unit.guidance_start, "guidance_end": unit.guidance_end,
+                 "control_mode": unit.control_mode, "resize_mode": unit.resize_mode}
+        return {unit.enable: True, unit.control_type: ALL_TYPES, unit.pixel_perfect: perfect,
+                unit.module: gr.update(choices=module_choices(ALL_TYPES), value=module),
+                unit.missing: self.missing(module),
+                unit.model: gr.update(choices=model_names(options), value=option.name if option else NO_MODEL),
+                unit.union_type: union, **sliders,
+                **{component: entry[field] for field, component in plain.items() if field in entry}}
 
     def union_update(self, model_name: str | None, type_name: str, current: str | None):
         return self._union(self.options(model_name, type_name), current)

@@ -162,3 +162,33 @@ def test_img2img_unit_reads_the_input_image_by_default(page, controlnet_ui):
     expect(page.locator("#img2img_infotext textarea")).to_have_value(_contains("ControlNet 0"), timeout=30_000)
     page.screenshot(path="/tmp/controlnet-img2img.png", full_page=True)
     page.screenshot(path=str(ARTIFACTS / "controlnet-img2img.png"), full_page=True)
+
+
+def test_png_info_sends_a_pictures_controlnet_units_to_txt2img(page, controlnet_ui):
+    from PIL.PngImagePlugin import PngInfo
+
+    _, root = controlnet_ui
+    expect = playwright_api.expect
+    text = ('a red square on a blue background\nSteps: 4, Seed: 3, Size: 128x128, Model: easel-demo-shapes-flux, '
+            'ControlNet 0: "Module: canny, Model: demo-canny-flux [00000000], Weight: 0.7, Resize Mode: Just Resize, '
+            'Processor Res: 512, Threshold A: 60, Threshold B: 180, Guidance Start: 0.1, Guidance End: 0.9, '
+            'Pixel Perfect: False, Control Mode: My prompt is more important"')
+    meta = PngInfo()
+    meta.add_text("parameters", text)
+    picture = root / "with-units.png"
+    Image.new("RGB", (128, 128), "white").save(picture, pnginfo=meta)
+    page.get_by_role("tab", name="PNG Info").click()
+    page.locator("#pnginfo_image input[type=file]").set_input_files(str(picture))
+    expect(page.locator("#pnginfo_text textarea")).to_have_value(_contains("ControlNet 0"), timeout=30_000)
+    page.locator("#pnginfo_send_txt2img").click()
+    expect(page.locator("#txt2img_cn0_module input")).to_have_value("canny", timeout=30_000)
+    expect(page.locator("#txt2img_cn0_enable input[type=checkbox]")).to_be_checked()
+    expect(page.locator("#txt2img_cn0_model input")).to_have_value(_starts("demo-canny-flux ["))
+    expect(page.locator("#txt2img_cn0_weight input[type=number]")).to_have_value("0.7")
+    expect(page.locator("#txt2img_cn0_threshold_a input[type=number]")).to_have_value("60")
+    expect(page.locator("#txt2img_cn0_threshold_b input[type=number]")).to_have_value("180")
+    page.locator("#txt2img_controlnet").get_by_role("tab", name="ControlNet Unit 0").click()
+    expect(page.locator("#txt2img_cn0_control_mode input[value=prompt]")).to_be_checked()
+    page.locator("#txt2img_controlnet").screenshot(path="/tmp/controlnet-pasted.png")
+    page.locator("#txt2img_controlnet").get_by_role("tab", name="ControlNet Unit 1").click()
+    expect(page.locator("#txt2img_cn1_enable input[type=checkbox]")).not_to_be_checked()

@@ -238,3 +238,50 @@ def test_picking_a_union_model_shows_its_modes_and_a_single_type_model_hides_the
     assert handlers.union_update("base", "Canny", "plain [0123abcd]")["visible"] is False
     kept = handlers.models_update(u, "base", "Canny", "union [0123abcd]")  # same model: its mode stays as set
     assert kept[u.union_type] == {"__type__": "update"}
+
+
+def test_a_type_change_resets_the_sliders_to_its_preprocessors_defaults(tmp_path):
+    from app.settings import Settings
+    from app.ui.context import UIContext
+
+    engine = SimpleNamespace(catalog=lambda refresh=False: Catalog([]), hash_cache=Hashes(),
+                             resolve_model=lambda name: SimpleNamespace(family="flux"))
+    handlers = ControlNetHandlers(UIContext(engine=engine, settings=Settings(models_dir=tmp_path)))
+    u = unit()
+    update = handlers.type_update(u, "base", "Canny", NO_MODEL)
+    assert update[u.threshold_a]["value"] == 100 and update[u.threshold_b]["value"] == 200  # canny's defaults
+    assert update[u.resolution]["visible"] is True
+
+
+def test_an_infotexts_controlnet_entries_fill_the_units_in_order(tmp_path):
+    from app.generation.infotext import parse_infotext
+    from app.settings import Settings
+    from app.ui.context import UIContext
+
+    catalog = Catalog([controlnet(tmp_path, "union", "flux", ("canny", "tile"), variant="union"),
+                       controlnet(tmp_path, "flux-depth", "flux", ("depth",))])
+    engine = SimpleNamespace(catalog=lambda refresh=False: catalog, hash_cache=Hashes(),
+                             resolve_model=lambda name: SimpleNamespace(family="flux"))
+    handlers = ControlNetHandlers(UIContext(engine=engine, settings=Settings(models_dir=tmp_path)))
+    info = parse_infotext(
+        'a red square\nSteps: 4, Seed: 1, Size: 64x64, '
+        'ControlNet 0: "Module: canny, Model: union [ffffffff], Weight: 0.6, Resize Mode: Just Resize, '
+        'Processor Res: 640, Threshold A: 50, Threshold B: 150, Guidance Start: 0.1, Guidance End: 0.8, '
+        'Pixel Perfect: False, Control Mode: My prompt is more important, Union Control Type: tile", '
+        'ControlNet 1: "Module: none, Model: not-here [12345678], Weight: 1, Resize Mode: Crop and Resize, '
+        'Processor Res: 512, Threshold A: -1, Threshold B: -1, Guidance Start: 0, Guidance End: 1, '
+        'Pixel Perfect: True, Control Mode: Balanced"')
+    units = ControlNetControls([unit(0), unit(1), unit(2)])
+    update = units.infotext_update(info, handlers, "base")
+    first, second, third = units.units
+    assert update[first.enable] is True and update[first.module]["value"] == "canny"
+    assert update[first.model]["value"] == "union [0123abcd]"  # found by name, listed with its own hash
+    assert (update[first.weight], update[first.guidance_start], update[first.guidance_end]) == (0.6, 0.1, 0.8)
+    assert (update[first.control_mode], update[first.resize_mode]) == ("prompt", "just-resize")
+    assert (update[first.resolution]["value"], update[first.threshold_a]["value"],
+            update[first.threshold_b]["value"]) == (640, 50.0, 150.0)
+    assert update[first.union_type]["value"] == "tile" and update[first.union_type]["visible"] is True
+    assert update[second.enable] is True and update[second.model]["value"] == NO_MODEL  # not here: pick one
+    assert update[second.pixel_perfect] is True and update[second.threshold_a]["visible"] is False
+    assert update[third.enable] is False
+    assert set(update) <= set(units.pasted())
