@@ -110,6 +110,16 @@ class Hashes:
         return "0123abcd"
 
 
+def handlers_over(catalog: Catalog, tmp_path: Path) -> ControlNetHandlers:
+    """The accordion's handlers over an engine whose catalog is `catalog` and whose models are FLUX."""
+    from app.settings import Settings
+    from app.ui.context import UIContext
+
+    engine = SimpleNamespace(catalog=lambda refresh=False: catalog, hash_cache=Hashes(),
+                             resolve_model=lambda name: SimpleNamespace(family="flux"))
+    return ControlNetHandlers(UIContext(engine=engine, settings=Settings(models_dir=tmp_path)))
+
+
 def controlnet(tmp_path: Path, name: str, family: str, types: tuple[str, ...], variant: str = "instantx"):
     path = tmp_path / f"{name}.safetensors"
     path.write_bytes(b"x")
@@ -221,14 +231,9 @@ def test_preview_runs_cheap_preprocessors_here_and_detectors_on_the_worker(tmp_p
 
 
 def test_picking_a_union_model_shows_its_modes_and_a_single_type_model_hides_them(tmp_path):
-    from app.settings import Settings
-    from app.ui.context import UIContext
-
     catalog = Catalog([controlnet(tmp_path, "union", "flux", ("canny", "tile"), variant="union"),
                        controlnet(tmp_path, "plain", "flux", ("canny",))])
-    engine = SimpleNamespace(catalog=lambda refresh=False: catalog, hash_cache=Hashes(),
-                             resolve_model=lambda name: SimpleNamespace(family="flux"))
-    handlers = ControlNetHandlers(UIContext(engine=engine, settings=Settings(models_dir=tmp_path)))
+    handlers = handlers_over(catalog, tmp_path)
     u = unit()
     update = handlers.type_update(u, "base", "Canny", NO_MODEL)
     assert update[u.module]["value"] == "canny"
@@ -241,12 +246,7 @@ def test_picking_a_union_model_shows_its_modes_and_a_single_type_model_hides_the
 
 
 def test_a_type_change_resets_the_sliders_to_its_preprocessors_defaults(tmp_path):
-    from app.settings import Settings
-    from app.ui.context import UIContext
-
-    engine = SimpleNamespace(catalog=lambda refresh=False: Catalog([]), hash_cache=Hashes(),
-                             resolve_model=lambda name: SimpleNamespace(family="flux"))
-    handlers = ControlNetHandlers(UIContext(engine=engine, settings=Settings(models_dir=tmp_path)))
+    handlers = handlers_over(Catalog([]), tmp_path)
     u = unit()
     update = handlers.type_update(u, "base", "Canny", NO_MODEL)
     assert update[u.threshold_a]["value"] == 100 and update[u.threshold_b]["value"] == 200  # canny's defaults
@@ -255,14 +255,10 @@ def test_a_type_change_resets_the_sliders_to_its_preprocessors_defaults(tmp_path
 
 def test_an_infotexts_controlnet_entries_fill_the_units_in_order(tmp_path):
     from app.generation.infotext import parse_infotext
-    from app.settings import Settings
-    from app.ui.context import UIContext
 
     catalog = Catalog([controlnet(tmp_path, "union", "flux", ("canny", "tile"), variant="union"),
                        controlnet(tmp_path, "flux-depth", "flux", ("depth",))])
-    engine = SimpleNamespace(catalog=lambda refresh=False: catalog, hash_cache=Hashes(),
-                             resolve_model=lambda name: SimpleNamespace(family="flux"))
-    handlers = ControlNetHandlers(UIContext(engine=engine, settings=Settings(models_dir=tmp_path)))
+    handlers = handlers_over(catalog, tmp_path)
     info = parse_infotext(
         'a red square\nSteps: 4, Seed: 1, Size: 64x64, '
         'ControlNet 0: "Module: canny, Model: union [ffffffff], Weight: 0.6, Resize Mode: Just Resize, '
