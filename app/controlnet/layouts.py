@@ -3,9 +3,11 @@
 Layouts, as the released files name their tensors (the first rule of RULES that matches wins):
 
 - FLUX, diffusers FluxControlNetModel keys (InstantX, Shakker-Labs, jasperai): controlnet_x_embedder,
-  transformer_blocks.N, controlnet_blocks.N and, but for Union-Pro 2.0, single_transformer_blocks.N and
-  controlnet_single_blocks.N. A union model adds controlnet_mode_embedder (InstantX's 10 modes, 7 used).
-  Union-Pro 2.0 has neither a mode embedder nor single blocks.
+  transformer_blocks.N, controlnet_blocks.N, and single_transformer_blocks.N / controlnet_single_blocks.N
+  where the model has single blocks. A union model adds controlnet_mode_embedder (InstantX's 10 modes, 7
+  used). Union-Pro 2.0 has 6 double blocks, no single ones and no mode embedder (its model card);
+  jasperai's (upscaler, depth, normals) have 5 double blocks and no single ones, so they are single-type
+  models whose type their name says.
 - FLUX, XLabs (x-flux): BFL block names (img_in, double_blocks.N...), controlnet_blocks.N,
   pos_embed_input (a Linear) and input_hint_block.0..14, a conv stack that reads the control picture
   in pixels. XLabs' "-diffusers" repos hold the same weights under diffusers names
@@ -88,6 +90,18 @@ def _takes_control_channels(key: str, output: str) -> Callable[[Mapping[str, Ten
     return check
 
 
+UNION_PRO_2_DOUBLE_BLOCKS = 6
+_DOUBLE_BLOCK = re.compile(r"^transformer_blocks\.(\d+)\.")
+
+
+def _double_blocks(t: Mapping[str, TensorInfo]) -> int:
+    return len({m[1] for k in t if (m := _DOUBLE_BLOCK.match(k))})
+
+
+def _is_union_pro_2(t: Mapping[str, TensorInfo]) -> bool:
+    return _double_blocks(t) == UNION_PRO_2_DOUBLE_BLOCKS
+
+
 def _is_control_lora(t: Mapping[str, TensorInfo]) -> bool:
     return any(_CONTROL_LORA_INPUT.search(k) and t[k][1][-1:] == (BFL_CONTROL_IN_CHANNELS,) for k in t)
 
@@ -113,7 +127,7 @@ RULES: tuple[_Rule, ...] = (
     _Rule(ControlNetLayout("flux", "union-pro-2", _FLUX_CN, _NO_MODES), "diffusers",
           has=("controlnet_x_embedder.weight", _FLUX_BLOCK),
           lacks_prefix=("single_transformer_blocks.", "controlnet_single_blocks.", "controlnet_mode_embedder.",
-                        "input_hint_block.")),
+                        "input_hint_block."), check=_is_union_pro_2),
     _Rule(ControlNetLayout("flux", "instantx", _FLUX_CN, _NO_MODES), "diffusers",
           has=("controlnet_x_embedder.weight", _FLUX_BLOCK), lacks_prefix=("input_hint_block.",)),
     _Rule(ControlNetLayout("sd3", "sd35", _SD3_CN, _NO_MODES), "stability",

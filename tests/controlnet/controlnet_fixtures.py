@@ -98,7 +98,9 @@ def xlabs_shapes(hidden: int = 32, heads: int = 2, in_channels: int = 64, contex
 def stability_sd35_shapes(hidden: int = 128, layers: int = 1, pooled: int = 32, channels: int = 16) -> Shapes:
     """Stability's sd3.5_large_controlnet_*.safetensors keys (their diffusers conversion script's inputs)."""
     h = hidden
-    keys: Shapes = {"pos_embed_input.proj.weight": (h, channels, 2, 2), "pos_embed_input.proj.bias": (h,)}
+    # the released files also carry the base model's patch embedding, which the ControlNet does not use
+    keys: Shapes = {"pos_embed_input.proj.weight": (h, channels, 2, 2), "pos_embed_input.proj.bias": (h,),
+                    "pos_embed.proj.weight": (h, channels, 2, 2), "pos_embed.proj.bias": (h,)}
     for name, width in (("timestep_embedder", 256), ("text_embedder", pooled)):
         p = f"time_text_embed.{name}."
         keys |= {f"{p}linear_1.weight": (h, width), f"{p}linear_1.bias": (h,),

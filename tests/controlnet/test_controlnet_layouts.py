@@ -31,7 +31,8 @@ def _flux(kind: str):
     overrides = {
         "instantx": {},
         "union": {"num_mode": 10},
-        "union-pro-2": {"num_layers": 2, "num_single_layers": 0},
+        "union-pro-2": {"num_layers": 6, "num_single_layers": 0},  # as Shakker released it
+        "jasperai": {"num_layers": 5, "num_single_layers": 0},  # jasperai's configs
         "xlabs": {"in_channels": 64, "num_single_layers": 0, "conditioning_embedding_channels": 16, "patch_size": 2},
     }[kind]
     model = flux_controlnet(**overrides)
@@ -45,7 +46,7 @@ def _instantx(d):
 
 
 def _jasperai(d):
-    m, s = _flux("instantx")
+    m, s = _flux("jasperai")
     return write(d / "Flux.1-dev-Controlnet-Upscaler.safetensors", s), m, s
 
 
