@@ -158,6 +158,9 @@ class ControlNetKind:
                             drop_unconditional=addon.control_mode == "controlnet" and family == "sd3" and cfg > 1,
                             flavour=layout.flavour)
         if layout.flavour == flux_control.LORA and addon.active:
+            from app.addons.lora import refuse_quantized
+
+            refuse_quantized(context.entry, f"addons[{index}].model", "a FLUX.1 Canny/Depth LoRA")
             unit = replace(unit, brings=(flux_control.control_lora(unit),))
         return unit
 

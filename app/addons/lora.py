@@ -77,6 +77,7 @@ class LoraKind:
             raise InvalidRequest(f"addons[{index}].name", f"no LoRA named {addon.name!r} in the loras folders "
                                                           f"(available: {shown or 'none'})")
         found = matches[0]
+        refuse_quantized(context.entry, f"addons[{index}].name", "a LoRA")
         family = found.family or context.lora_infos.info(found.path).family  # names and widths, then the metadata
         fits = context.capabilities.lora_family
         if family and fits and family != fits:
@@ -109,6 +110,16 @@ class LoraKind:
         state.key, state.prepared = key, Prepared(infotext={"Lora hashes": hashes} if hashes else {},
                                                   warnings=warnings)
         return state.prepared
+
+
+def refuse_quantized(entry, field: str, what: str) -> None:
+    """LoRAs are fused into the weights, which a GGUF transformer keeps quantized: refused, named."""
+    from app.families.gguf_transformer import is_gguf
+
+    transformer = (entry.parts or {}).get("transformer")
+    if transformer is not None and is_gguf(transformer):
+        raise InvalidRequest(field, f"{entry.name} keeps its transformer quantized (GGUF), and {what} cannot be "
+                                    "fused into quantized weights yet: use the model's .safetensors file for it")
 
 
 def _fuse(lora: ResolvedLora, components: dict[str, Any], state: FusedState, family: str, entry) -> list[str]:

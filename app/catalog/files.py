@@ -14,7 +14,8 @@ from app.catalog.pickle_check import weights_only_problem
 from app.catalog.safetensors_header import DTYPE_BYTES, UnreadableFile, read_header
 
 PICKLE_REASON = "pickle file: Easel loads only .safetensors; convert it"
-GGUF_REASON = "GGUF file: not supported yet; use a .safetensors file"
+GGUF_REASON = "GGUF file: only FLUX.1 and SD3.5 transformers are read from GGUF files"
+GGUF_KINDS = ("flux-transformer", "sd3-transformer")
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,11 @@ def inspect_file(path: Path, role: str | None, root: Path) -> FoundFile:
         if role == UPSCALERS:  # the upscaler loader opens these itself, weights only
             return FoundFile(path, "upscaler", size, role, root, reason=weights_only_problem(path), pickled=True)
         return FoundFile(path, "unknown", size, role, root, reason=PICKLE_REASON, pickled=True)
+    if suffix == ".gguf":
+        return _inspect_gguf(path, size, role, root)
     if suffix not in SAFETENSORS_SUFFIXES:
-        reason = GGUF_REASON if suffix == ".gguf" else f"not a model format Easel reads ({suffix or 'no suffix'})"
-        return FoundFile(path, "unknown", size, role, root, reason=reason)
+        return FoundFile(path, "unknown", size, role, root,
+                         reason=f"not a model format Easel reads ({suffix or 'no suffix'})")
     try:
         tensors, _ = read_header(path)
     except UnreadableFile as e:
@@ -78,6 +81,25 @@ def inspect_file(path: Path, role: str | None, root: Path) -> FoundFile:
         path, found.kind, size, role, root, found.family, found.variant, found.key_layout,
         found.contains, found.problem, main_dtype(tensors), control_types=found.control_types,
     )
+
+
+def _inspect_gguf(path: Path, size: int, role: str | None, root: Path) -> FoundFile:
+    """A GGUF transformer (city96's quantizations), identified from its tensor table like a safetensors one;
+    `dtype` is its main quant type ("Q8_0", "Q4_K"...)."""
+    from app.catalog.gguf_header import main_quant_type, read_gguf_tensors, unloadable_types
+
+    try:
+        tensors = read_gguf_tensors(path)
+    except UnreadableFile as e:
+        return FoundFile(path, "unknown", size, role, root, reason=e.reason)
+    found: Identity = identify(tensors, path.stem)
+    reason = found.problem
+    if found.kind not in GGUF_KINDS:
+        reason = reason or GGUF_REASON
+    elif unloadable_types(tensors):
+        reason = f"GGUF quant types Easel cannot dequantize: {', '.join(unloadable_types(tensors))}"
+    return FoundFile(path, found.kind if reason is None else "unknown", size, role, root, found.family,
+                     found.variant, found.key_layout, found.contains, reason, main_quant_type(tensors))
 
 
 def _stat_failure(path: Path, e: OSError) -> str:

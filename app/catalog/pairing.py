@@ -57,7 +57,8 @@ def single_file_entry(main: FoundFile, name: str, candidates: Sequence[FoundFile
         else:
             no_t5 = True
     status = MISSING if problems else READY
-    return _entry(main, name, parts, size, status, problems, "no T5" if no_t5 else "")
+    labels = [f"GGUF {main.dtype}" if main.path.suffix.lower() == ".gguf" else "", "no T5" if no_t5 else ""]
+    return _entry(main, name, parts, size, status, problems, ", ".join(label for label in labels if label))
 
 
 def _entry(main: FoundFile, name: str, parts: dict[str, Path], size: int, status: str,

@@ -159,7 +159,12 @@ def _refuse_scaled_fp8(source: TensorSource, part: str) -> None:
 
 
 def load_transformer(family: str, variant: str, source: TensorSource, dtype: torch.dtype) -> torch.nn.Module:
-    """FluxTransformer2DModel or SD3Transformer2DModel from an original- or diffusers-layout file."""
+    """FluxTransformer2DModel or SD3Transformer2DModel from an original- or diffusers-layout file (a GGUF
+    one stays quantized: gguf_transformer.py)."""
+    from app.families.gguf_transformer import GgufSource, load_gguf_transformer
+
+    if isinstance(source, GgufSource):
+        return load_gguf_transformer(family, variant, source, dtype)
     where, title = _where(source, "transformer"), FAMILY_TITLES[family]
     tensors = source.load()
     released = released_config(variant, "transformer")
@@ -268,9 +273,15 @@ def resolve_parts(entry: ModelEntry, models_root: Path) -> dict[str, TensorSourc
         raise UnreadableModel(
             f"{entry.path}: unknown model family {entry.family!r}; single files load for FLUX.1 and SD3.5."
         )
-    indexes = index_entry_files(entry.parts, models_root)
-    sources: dict[str, TensorSource | None] = {}
+    from app.families.gguf_transformer import gguf_source, is_gguf
+
+    quantized = {role: Path(p) for role, p in entry.parts.items() if is_gguf(Path(p))}
+    indexes = index_entry_files({r: p for r, p in entry.parts.items() if r not in quantized}, models_root)
+    sources: dict[str, Any] = {}
     for part in REQUIRED_PARTS[family] + OPTIONAL_PARTS[family]:
+        if part == "transformer" and "transformer" in quantized:  # a GGUF file holds the transformer alone
+            sources[part] = gguf_source(quantized["transformer"])
+            continue
         source = find_part(part, indexes)
         if source is None and part in REQUIRED_PARTS[family]:
             raise missing_part_error(part, family, FAMILY_TITLES[family], models_root, Path(entry.path))

@@ -404,3 +404,25 @@ def sd3_inputs(model: SD3Transformer2DModel, seed: int = 0) -> dict[str, torch.T
         "pooled_projections": torch.randn(1, model.config.pooled_projection_dim, generator=g),
         "timestep": torch.tensor([500.0]),
     }
+
+
+def save_gguf(path: Path, tensors: Mapping[str, torch.Tensor], quant: str = "Q8_0", arch: str = "flux") -> Path:
+    """A GGUF file as city96's convert script writes one: weight matrices in `quant`, the rest in F32."""
+    import gguf
+
+    qtype = gguf.GGMLQuantizationType[quant]
+    block = gguf.GGML_QUANT_SIZES[qtype][0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = gguf.GGUFWriter(str(path), arch)
+    for name, tensor in tensors.items():
+        array = tensor.detach().float().numpy()
+        if array.ndim == 2 and array.shape[-1] % block == 0:
+            packed = gguf.quants.quantize(array, qtype)
+            writer.add_tensor(name, packed, raw_shape=packed.shape, raw_dtype=qtype)
+        else:
+            writer.add_tensor(name, array)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
