@@ -57,8 +57,18 @@ def single_file_entry(main: FoundFile, name: str, candidates: Sequence[FoundFile
         else:
             no_t5 = True
     status = MISSING if problems else READY
-    labels = [f"GGUF {main.dtype}" if main.path.suffix.lower() == ".gguf" else "", "no T5" if no_t5 else ""]
+    labels = [_storage_label(main), "no T5" if no_t5 else ""]
     return _entry(main, name, parts, size, status, problems, ", ".join(label for label in labels if label))
+
+
+FP8_LABELS = {"F8_E4M3": "fp8 e4m3fn", "F8_E5M2": "fp8 e5m2"}
+
+
+def _storage_label(main: FoundFile) -> str:
+    """How the transformer is kept in memory, when not 16-bit: "GGUF Q4_K", "fp8 e4m3fn"."""
+    if main.path.suffix.lower() == ".gguf":
+        return f"GGUF {main.dtype}"
+    return FP8_LABELS.get(main.dtype or "", "")
 
 
 def _entry(main: FoundFile, name: str, parts: dict[str, Path], size: int, status: str,

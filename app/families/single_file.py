@@ -87,11 +87,13 @@ def _mismatch_message(where: str, label: str, missing: list[str], unexpected: li
     return f"{where}: the {label} does not match the architecture read from it ({'; '.join(details)})."
 
 
-def _cast_in_place(tensors: dict[str, torch.Tensor], dtype: torch.dtype, keep_in_fp32: tuple[str, ...]) -> None:
-    """Cast floating tensors one by one, replacing each in `tensors` so its old copy is freed at once."""
+def _cast_in_place(tensors: dict[str, torch.Tensor], dtype: torch.dtype, keep_in_fp32: tuple[str, ...],
+                   keep_dtypes: frozenset = frozenset()) -> None:
+    """Cast floating tensors one by one, replacing each in `tensors` so its old copy is freed at once;
+    tensors of `keep_dtypes` stay as stored."""
     for key in list(tensors):
         tensor = tensors[key]
-        if not tensor.is_floating_point():
+        if not tensor.is_floating_point() or tensor.dtype in keep_dtypes:
             continue
         wanted = torch.float32 if dtype == torch.float16 and set(key.split(".")) & set(keep_in_fp32) else dtype
         if tensor.dtype != wanted:
@@ -109,6 +111,7 @@ def build_model(
     fit_keys: Callable[[set[str], dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
     after_load: Callable[[torch.nn.Module], None] | None = None,
     empty_buffers: bool = False,
+    keep_dtypes: frozenset = frozenset(),
 ) -> torch.nn.Module:
     """Create a model with empty weights and give it `tensors`, strictly, cast to `dtype`.
 
@@ -132,7 +135,7 @@ def build_model(
     missing, unexpected = sorted(expected - tensors.keys()), sorted(tensors.keys() - expected)
     if missing or unexpected:
         raise UnreadableModel(_mismatch_message(where, label, missing, unexpected))
-    _cast_in_place(tensors, dtype, keep_in_fp32)
+    _cast_in_place(tensors, dtype, keep_in_fp32, keep_dtypes)
     try:
         model.load_state_dict(tensors, strict=True, assign=True)
     except RuntimeError as err:
@@ -181,14 +184,19 @@ def load_transformer(family: str, variant: str, source: TensorSource, dtype: tor
             model_cls = SD3Transformer2DModel
     except (KeyError, ValueError) as err:
         raise _not_readable(where, f"{title} transformer", family, err, source) from err
-    return build_model(
+    from app.families.fp8_storage import fp8_storage_dtype, keep_fp8_layers
+
+    storage = fp8_storage_dtype(tensors)
+    model = build_model(
         lambda: model_cls.from_config(_init_kwargs(config)),
         tensors,
         dtype,
         where=where,
         label=f"{title} transformer",
         empty_buffers=True,
+        keep_dtypes=frozenset({storage}) if storage is not None else frozenset(),
     )
+    return keep_fp8_layers(model, storage, dtype) if storage is not None else model
 
 
 def load_vae(variant: str, source: TensorSource, dtype: torch.dtype) -> AutoencoderKL:

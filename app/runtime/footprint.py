@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.runtime.weights import sixteen_bit_size
+from app.runtime.weights import loaded_size
 
 GB = 1_000_000_000  # model cards quote file sizes in decimal gigabytes
 
@@ -62,16 +62,18 @@ class ModelFootprint:
             raise ValueError(f"unknown model variant {variant!r}; known variants: {known}") from None
 
     @classmethod
-    def from_files(cls, parts: Mapping[str, Iterable[str | Path]]) -> ModelFootprint:
+    def from_files(cls, parts: Mapping[str, Iterable[str | Path]], fp8_kept: Iterable[str] = ()) -> ModelFootprint:
         """Sum the files of each role, normalised to 16 bits from their safetensors headers.
 
         `parts` maps a role ('transformer', 'text_encoders', 't5', 'vae') to its files (shards, or one
-        file per CLIP encoder). A missing role or file counts 0; no weights are read.
+        file per CLIP encoder). A missing role or file counts 0; no weights are read. `fp8_kept`: roles
+        whose fp8 tensors the loader keeps in fp8 (a single-file transformer), counted as stored.
         """
+        kept = set(fp8_kept)
         unknown = set(parts) - set(cls.ROLES)
         if unknown:
             raise ValueError(f"unknown footprint roles {sorted(unknown)}; roles are {', '.join(cls.ROLES)}")
-        sizes = {role: sum(sixteen_bit_size(Path(p)) for p in parts.get(role, ())) for role in cls.ROLES}
+        sizes = {role: sum(loaded_size(Path(p), role in kept) for p in parts.get(role, ())) for role in cls.ROLES}
         return cls(**sizes)
 
 

@@ -27,6 +27,18 @@ FLOAT_ITEMSIZE = {
 MAX_HEADER_BYTES = 100_000_000
 
 
+def loaded_size(path: Path, keeps_fp8: bool = False) -> int:
+    """Bytes the file's weights take once loaded: at 16 bits (sixteen_bit_size), except fp8 tensors where
+    the loader keeps them fp8 (`keeps_fp8`: an fp8 transformer is stored as it is, layerwise cast)."""
+    if not keeps_fp8:
+        return sixteen_bit_size(path)
+    header = read_safetensors_header(path) if path.suffix.lower() == ".safetensors" else None
+    if header is None:
+        return sixteen_bit_size(path)
+    return sum(_tensor_bytes_at_16_bit(entry, keep=FP8_DTYPES) for key, entry in header.items()
+               if key != "__metadata__")
+
+
 def sixteen_bit_size(path: Path) -> int:
     """Bytes the file's weights take once loaded at 16 bits; 0 for a missing file.
 
@@ -76,7 +88,10 @@ def first_tensor_dtype(header: dict) -> str | None:
     return None
 
 
-def _tensor_bytes_at_16_bit(entry: object) -> int:
+FP8_DTYPES = frozenset({"F8_E4M3", "F8_E5M2"})
+
+
+def _tensor_bytes_at_16_bit(entry: object, keep: frozenset[str] = frozenset()) -> int:
     if not isinstance(entry, dict):
         return 0
     try:
@@ -85,6 +100,6 @@ def _tensor_bytes_at_16_bit(entry: object) -> int:
     except (KeyError, TypeError, ValueError):
         return 0
     itemsize = FLOAT_ITEMSIZE.get(entry.get("dtype", ""))
-    if itemsize is None:
+    if itemsize is None or entry.get("dtype") in keep:
         return stored
     return stored * 2 // itemsize
