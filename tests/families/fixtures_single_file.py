@@ -426,3 +426,12 @@ def save_gguf(path: Path, tensors: Mapping[str, torch.Tensor], quant: str = "Q8_
     writer.write_tensors_to_file()
     writer.close()
     return path
+
+
+def assert_same_flux_output(loaded: FluxTransformer2DModel, original: FluxTransformer2DModel) -> None:
+    """The two transformers compute the same output for one input (which is not flat)."""
+    with torch.no_grad():
+        expected = original(**flux_inputs(original)).sample
+        actual = loaded(**flux_inputs(loaded)).sample
+    assert expected.std() > 0.01
+    torch.testing.assert_close(actual, expected)

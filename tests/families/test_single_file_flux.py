@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 from diffusers import FluxPipeline
-from fixtures_single_file import flux_inputs, write_flux, write_t5_tokenizer
+from fixtures_single_file import assert_same_flux_output, write_flux, write_t5_tokenizer
 
 from app.families.single_file import load_single_file_components
 from app.families.tokenizer_files import load_clip_tokenizer
@@ -20,14 +20,6 @@ def dev(tmp_path_factory):
     components = load_single_file_components(tiny.entry, torch.float32, models_root=tiny.root,
                                              hf_cache=tiny.root / "no-cache")
     return tiny, components
-
-
-def _same_transformer(loaded, original):
-    with torch.no_grad():
-        expected = original(**flux_inputs(original)).sample
-        actual = loaded(**flux_inputs(loaded)).sample
-    assert expected.std() > 0.01
-    torch.testing.assert_close(actual, expected)
 
 
 def test_components_are_the_flux_pipeline_keywords(dev):
@@ -46,7 +38,7 @@ def test_transformer_widths_come_from_the_file(dev):
         2, 32, 2, 2)
     assert (config.joint_attention_dim, config.pooled_projection_dim, config.guidance_embeds) == (32, 32, True)
     assert tuple(config.axes_dims_rope) == (4, 14, 14)
-    _same_transformer(components["transformer"], tiny.originals["transformer"])
+    assert_same_flux_output(components["transformer"], tiny.originals["transformer"])
 
 
 def test_vae_matches_and_keeps_the_flux_latent_scaling(dev):
@@ -97,7 +89,7 @@ def test_schnell_without_prefix_and_in_bfloat16(tmp_path):
         assert {p.dtype for p in components[name].parameters()} == {torch.bfloat16}, name
     # the same model with its weights rounded to bfloat16, as the file was cast
     rounded = copy.deepcopy(tiny.originals["transformer"]).to(torch.bfloat16).float()
-    _same_transformer(transformer.float(), rounded)
+    assert_same_flux_output(transformer.float(), rounded)
 
 
 def test_rotary_split_from_the_file_metadata(tmp_path):
@@ -107,14 +99,14 @@ def test_rotary_split_from_the_file_metadata(tmp_path):
     components = load_single_file_components(tiny.entry, torch.float32, models_root=tiny.root,
                                              hf_cache=tmp_path / "no-cache")
     assert tuple(components["transformer"].config.axes_dims_rope) == (4, 6, 6)
-    _same_transformer(components["transformer"], tiny.originals["transformer"])
+    assert_same_flux_output(components["transformer"], tiny.originals["transformer"])
 
 
 def test_diffusers_layout_transformer_file(tmp_path):
     tiny = write_flux(tmp_path / "models", layout="diffusers")
     components = load_single_file_components(tiny.entry, torch.float32, models_root=tiny.root,
                                              hf_cache=tmp_path / "no-cache")
-    _same_transformer(components["transformer"], tiny.originals["transformer"])
+    assert_same_flux_output(components["transformer"], tiny.originals["transformer"])
 
 
 def test_t5_tokenizer_is_found_in_the_hugging_face_cache(tmp_path):
