@@ -30,6 +30,9 @@ def _common_flags() -> argparse.ArgumentParser:
     g.add_argument("--no-half", action="store_true", default=None, help="fp32 weights")
     g.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"], help="override the planned offload")
     g.add_argument("--max-loaded-models", type=int, help="models kept loaded at once (default 1)")
+    g.add_argument("--first-block-cache", type=float, metavar="THRESHOLD",
+                   help="skip most of the transformer on steps that change little (0.08-0.12 for FLUX.1 dev; "
+                        "jobs under 10 steps run without it; default 0: off)")
     g.add_argument("--no-demo", dest="demo_models", action="store_false", default=None,
                    help="do not build the embedded demo models")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -118,7 +121,7 @@ def settings_from(args: argparse.Namespace):
     from app.settings import load_settings
 
     keys = ("models_dir", "outputs_dir", "extra_model_paths", "extensions_dir", "settings_file", "device", "lowvram", "medvram",
-            "force_fp16", "no_half", "offload", "max_loaded_models", "demo_models")
+            "force_fp16", "no_half", "offload", "max_loaded_models", "demo_models", "first_block_cache")
     return load_settings({k: getattr(args, k, None) for k in keys})
 
 

@@ -33,6 +33,7 @@ class Settings:
     preview_every: int = 4  # web UI: decode a preview every N steps (0: never)
     demo_models: bool = True  # build the embedded demo models when they are missing
     controlnet_units: int = 3  # ControlNet units shown on the generation tabs (sd-webui-controlnet's default)
+    first_block_cache: float = 0.0  # First Block Cache threshold for jobs that do not say (0: off; runtime/block_cache.py)
 
     @property
     def extra_model_paths_file(self) -> Path:
@@ -54,6 +55,7 @@ class Settings:
 _PATH_FIELDS = {"models_dir", "outputs_dir", "settings_file", "extra_model_paths", "hf_cache", "extensions_dir"}
 _BOOL_FIELDS = {"lowvram", "medvram", "force_fp16", "no_half", "demo_models"}
 _INT_FIELDS = {"max_loaded_models", "preview_every", "controlnet_units"}
+_FLOAT_FIELDS = {"first_block_cache"}
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -67,6 +69,8 @@ def _coerce(name: str, value: Any) -> Any:
         return bool(value)
     if name in _INT_FIELDS:
         return int(value)
+    if name in _FLOAT_FIELDS:
+        return float(value)
     return value
 
 
@@ -87,7 +91,8 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
 
 
 SAVED_FIELDS = ("outputs_dir", "filename_pattern", "preview_every", "default_preset", "default_model", "lowvram",
-                "medvram", "force_fp16", "no_half", "offload", "max_loaded_models", "controlnet_units")
+                "medvram", "force_fp16", "no_half", "offload", "max_loaded_models", "controlnet_units",
+                "first_block_cache")
 
 
 def save_settings_file(path: Path, values: dict[str, Any]) -> Path:

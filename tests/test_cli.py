@@ -152,3 +152,13 @@ def test_generate_with_a_controlnet_unit_puts_the_square_where_its_edges_are(tmp
     assert "detected map 0: " in out.stdout and "controlnet-images" in out.stdout
     bad = run_app("generate", *common, "--controlnet", "model=demo-canny-flux,weight=lots,image=x.png")
     assert bad.returncode == 2 and "controlnet[0].image" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_generate_with_the_first_block_cache_flag_writes_its_threshold(demo_models_dir, tmp_path):
+    common = ("generate", "--prompt", "a red circle", "--models-dir", demo_models_dir, "--outputs-dir", tmp_path,
+              "--width", "64", "--height", "64", "--seed", "5", "--device", "cpu", "--first-block-cache", "0.1")
+    many = run_app(*common, "--steps", "10")
+    assert many.returncode == 0, many.stderr
+    assert "First block cache: 0.1" in many.stdout
+    few = run_app(*common, "--steps", "4")  # too few steps for it to pay
+    assert few.returncode == 0 and "First block cache" not in few.stdout

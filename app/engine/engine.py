@@ -163,6 +163,8 @@ class Engine:
         if self._hooks is not None:  # extensions see (and may adjust) the request before it is checked
             request = self._hooks.adjust_request(request)
         request = with_prompt_addons(_revalidated(request))
+        if request.first_block_cache is None:  # the job takes the setting (app/runtime/block_cache.py)
+            request = request.model_copy(update={"first_block_cache": self.settings.first_block_cache})
         entry = self.resolve_model(request.model)
         check_task(request, entry)
         if request.addons:  # an add-on that does not fit fails here, named (a broken model fails at its load)

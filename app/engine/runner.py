@@ -19,6 +19,7 @@ from app.engine.task_inputs import TASK_INPUTS
 from app.generation.infotext import Infotext, format_infotext, format_value
 from app.generation.request import MAX_SEED, SIZE_MULTIPLE, GenerationRequest
 from app.generation.tokens import CLIP_WINDOW, count_clip_tokens
+from app.runtime.block_cache import set_block_cache
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,8 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
 
     steps = kwargs["num_inference_steps"]
     cfg_used = family.cfg_used(kwargs)
+    block_cache = set_block_cache(pipe.transformer, request.first_block_cache or 0.0, steps)
+    cache_values = {"First block cache": block_cache} if block_cache else {}
     passes = 1 + len(request.stages)
 
     def run_pipeline_for(batch):
@@ -220,7 +223,7 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
             images, stopped_at = run_pipeline_for(batch)(pipe, first, seeds, inputs.steps_run(steps),
                                                          (geometry.width, geometry.height))
         images = [inputs.finish(image) for image in images]
-        draft = BatchDraft(batch, seeds, images, {**inputs.infotext, **addons.infotext}, stopped_at)
+        draft = BatchDraft(batch, seeds, images, {**inputs.infotext, **addons.infotext, **cache_values}, stopped_at)
         if request.stages and getattr(request.stages[0], "save_first_pass", False) and request.save \
                 and store is not None and stopped_at is None:
             for image, seed in zip(images, seeds):

@@ -219,6 +219,8 @@ class GenerationRequest(BaseModel):
     resize_mode: Literal["just-resize", "crop-and-resize", "resize-and-fill"] = "just-resize"
     save: bool = True
     preview_every: int = Field(0, ge=0, le=MAX_STEPS, description="decode a preview every N steps (0: never)")
+    first_block_cache: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
+                                            description="First Block Cache threshold (0: off; None: the setting)")
     addons: tuple[AddOn, ...] = Field((), max_length=MAX_ADDONS, description="LoRAs and ControlNet units")
     stages: tuple[Stage, ...] = Field((), max_length=MAX_STAGES, description="passes after the first (hires fix, tiled upscale, refine)")
 

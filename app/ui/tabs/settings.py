@@ -93,6 +93,9 @@ def build_settings_tab(context: UIContext, gate: ChangeGate = LOCAL) -> dict:
     controlnet_units = gr.Slider(1, MAX_CONTROLNET_UNITS, value=unit_count(s.controlnet_units), step=1,
                                  label="ControlNet units per tab (takes effect on restart)",
                                  elem_id="settings_controlnet_units")
+    block_cache = gr.Slider(0, 0.5, value=s.first_block_cache, step=0.01,
+                            label="First Block Cache threshold (0: off; jobs of 10 steps or more; on restart)",
+                            elem_id="settings_first_block_cache")
     save = gr.Button("Apply settings", variant="primary", elem_id="settings_save")
     status = gr.Markdown("", elem_id="settings_status")
 
@@ -118,6 +121,8 @@ def build_settings_tab(context: UIContext, gate: ChangeGate = LOCAL) -> dict:
         }
         if int(data[controlnet_units]) != s.controlnet_units:  # untouched, the file keeps following the default
             values["controlnet_units"] = int(data[controlnet_units])
+        if float(data[block_cache]) != s.first_block_cache:
+            values["first_block_cache"] = float(data[block_cache])
         try:
             values = settings_to_save(s, values, gate)
         except SettingsLocked as exc:
@@ -127,9 +132,10 @@ def build_settings_tab(context: UIContext, gate: ChangeGate = LOCAL) -> dict:
             path = save_settings_file(s.settings_file, values)
         except SettingsFileError as exc:
             raise gr.Error(str(exc)) from None
-        return f"Saved to `{path}`. Restart Easel to apply the folder, pattern, ControlNet units and memory settings."
+        return (f"Saved to `{path}`. Restart Easel to apply the folder, pattern, ControlNet units, First Block Cache "
+                "and memory settings.")
 
     save.click(apply, inputs={outputs_dir, pattern, preview_every, default_preset, controlnet_units, vram, precision,
-                              offload},
+                              offload, block_cache},
                outputs=status, api_name="settings_save")
     return {"save": save, "status": status}
