@@ -65,12 +65,14 @@ class TensorSource:
         return [k[len(self.prefix) :] for k in self.keys]
 
     def load(self) -> dict[str, torch.Tensor]:
-        """Read this part's tensors (only these: the rest of an all-in-one file stays on disk)."""
+        """Read this part's tensors (only these: the rest of an all-in-one file stays on disk); ComfyUI's
+        scaled fp8 weights come back unscaled (`unscale_fp8`)."""
         try:
             with safe_open(str(self.path), framework="pt", device="cpu") as handle:
-                return {key[len(self.prefix) :]: handle.get_tensor(key) for key in self.keys}
+                tensors = {key[len(self.prefix) :]: handle.get_tensor(key) for key in self.keys}
         except (SafetensorError, OSError) as err:
             raise UnreadableModel(f"{self.path}: cannot read the weights ({err}).") from err
+        return unscale_fp8(tensors) if is_scaled_fp8(list(tensors)) else tensors
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,28 @@ def describe_contents(keys: list[str]) -> str | None:
 def is_scaled_fp8(keys: list[str]) -> bool:
     """ComfyUI's "*_scaled" fp8 files: a "scaled_fp8" marker and a ".scale_weight" per layer."""
     return any(k == "scaled_fp8" or k.endswith(".scale_weight") for k in keys)
+
+
+SCALE_KEYS = (".scale_weight", ".scale_input")
+
+
+def unscale_fp8(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """ComfyUI's scaled fp8 tensors as plain ones: each layer's fp8 weight times its `scale_weight` (a scalar,
+    or one per output row), in float32 for the loader to cast; the marker and scale tensors are dropped.
+    ComfyUI computes with `weight.to(dtype) * scale_weight` the same way."""
+    out = {k: v for k, v in tensors.items() if k != "scaled_fp8" and not k.endswith(SCALE_KEYS)}
+    for key, scale in tensors.items():
+        if not key.endswith(".scale_weight"):
+            continue
+        weight_key = key[: -len(".scale_weight")] + ".weight"
+        if weight_key not in out:
+            raise UnreadableModel(f"scaled fp8: {key} has no {weight_key} to scale")
+        weight = out[weight_key].to(torch.float32)
+        scale = scale.to(torch.float32)
+        if scale.numel() > 1:  # one scale per output row
+            scale = scale.reshape(-1, *([1] * (weight.ndim - 1)))
+        out[weight_key] = weight * scale
+    return out
 
 
 def _missing_file(part: str, path: Path, models_root: Path) -> MissingModelFiles:

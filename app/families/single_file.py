@@ -32,7 +32,6 @@ from app.families.safetensors_parts import (
     describe_contents,
     find_part,
     index_entry_files,
-    is_scaled_fp8,
     missing_part_error,
 )
 from app.families.tokenizer_files import CLIP_G_PAD_TOKEN, load_clip_tokenizer, load_t5_tokenizer
@@ -151,14 +150,6 @@ def build_model(
     if left_empty:
         raise RuntimeError(f"{label}: tensors left without data after loading: {left_empty[:3]}")
     return model.eval()
-
-
-def _refuse_scaled_fp8(source: TensorSource, part: str) -> None:
-    if is_scaled_fp8(source.local_keys()):
-        raise UnreadableModel(
-            f"{_where(source, part)}: this file stores scaled fp8 weights (ComfyUI's *_scaled format), which "
-            "Easel cannot load; use the fp16, bf16 or plain fp8_e4m3fn file instead."
-        )
 
 
 def load_transformer(family: str, variant: str, source: TensorSource, dtype: torch.dtype) -> torch.nn.Module:
@@ -293,8 +284,6 @@ def resolve_parts(entry: ModelEntry, models_root: Path) -> dict[str, TensorSourc
         source = find_part(part, indexes)
         if source is None and part in REQUIRED_PARTS[family]:
             raise missing_part_error(part, family, FAMILY_TITLES[family], models_root, Path(entry.path))
-        if source is not None:
-            _refuse_scaled_fp8(source, part)
         sources[part] = source
     return sources
 

@@ -33,8 +33,8 @@ def loaded_size(path: Path, keeps_fp8: bool = False) -> int:
     if not keeps_fp8:
         return sixteen_bit_size(path)
     header = read_safetensors_header(path) if path.suffix.lower() == ".safetensors" else None
-    if header is None:
-        return sixteen_bit_size(path)
+    if header is None or any(k == "scaled_fp8" or k.endswith(".scale_weight") for k in header):
+        return sixteen_bit_size(path)  # ComfyUI's scaled fp8 is unscaled to 16 bits on load
     return sum(_tensor_bytes_at_16_bit(entry, keep=FP8_DTYPES) for key, entry in header.items()
                if key != "__metadata__")
 

@@ -100,14 +100,26 @@ def test_part_absent_from_the_entry_says_what_to_fetch(flux_tree, tmp_path):
     assert str(flux_tree.root / "text_encoders") in message
 
 
-def test_scaled_fp8_file_is_refused_with_advice(flux_tree, tmp_path):
-    tensors = t5_comfy(tiny_t5(seed=3))
-    tensors["scaled_fp8"] = torch.zeros(0)
-    tensors["encoder.block.0.layer.0.SelfAttention.q.scale_weight"] = torch.ones(1)
-    scaled = save(tmp_path / "t5xxl_fp8_e4m3fn_scaled.safetensors", tensors)
-    with pytest.raises(UnreadableModel, match="scaled fp8") as err:
-        _load(_with_parts(flux_tree, t5xxl=scaled), flux_tree.root, tmp_path)
-    assert "t5xxl_fp8_e4m3fn_scaled.safetensors" in str(err.value)
+def test_a_scaled_fp8_file_loads_unscaled(flux_tree, tmp_path):
+    """ComfyUI's t5xxl_fp8_e4m3fn_scaled: fp8 weights with a scale per layer (a scalar here, one per row there)."""
+    scaled, plain = {"scaled_fp8": torch.zeros(0, dtype=torch.float8_e4m3fn)}, {}
+    for index, (key, tensor) in enumerate(t5_comfy(tiny_t5(seed=3)).items()):
+        if tensor.ndim != 2 or "embed" in key or "shared" in key:
+            scaled[key] = plain[key] = tensor
+            continue
+        scale = tensor.abs().amax(dim=1, keepdim=True) / 448 if index % 2 else tensor.abs().max().reshape(1) / 448
+        stored = (tensor / scale).to(torch.float8_e4m3fn)
+        scaled[key], scaled[key.removesuffix(".weight") + ".scale_weight"] = stored, scale.flatten()
+        plain[key] = stored.float() * scale
+    files = {name: save(tmp_path / f"t5xxl_{name}.safetensors", tensors)
+             for name, tensors in (("fp8_e4m3fn_scaled", scaled), ("reference", plain))}
+    loaded = {name: _load(_with_parts(flux_tree, t5xxl=path), flux_tree.root, tmp_path)["text_encoder_2"]
+              for name, path in files.items()}
+    ids = torch.tensor([[1, 5, 9, 2]])
+    with torch.no_grad():
+        out = {name: model(ids).last_hidden_state for name, model in loaded.items()}
+    assert out["reference"].std() > 0.01
+    torch.testing.assert_close(out["fp8_e4m3fn_scaled"], out["reference"])
 
 
 def test_float16_keeps_t5_output_projections_in_float32(flux_tree, tmp_path):
