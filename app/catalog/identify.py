@@ -2,6 +2,9 @@
 
 Rules, in the order they are tried (the first that matches wins):
 
+0. bitsandbytes 4-bit files (Forge's NF4: "...weight.quant_state.bitsandbytes__nf4" keys) are refused by
+   name, with what to use instead.
+
 1. ControlNet, by app/controlnet/layouts.py's rules (its docstring lists the keys of each layout):
    FLUX InstantX / union / Union-Pro 2.0 / jasperai (controlnet_x_embedder + transformer_blocks.N),
    XLabs (controlnet_blocks.N + input_hint_block + pos_embed_input), SD3.5 Large by Stability and
@@ -73,6 +76,9 @@ _T5_Q = re.compile(r"(?:^|\.)encoder\.block\.\d+\.layer\.0\.SelfAttention\.q\.we
 _ATTN2 = re.compile(r"^(?:joint_blocks|transformer_blocks)\.\d+\.(?:x_block\.)?attn2\.")
 _UPSCALER_BODY = re.compile(r"^body\.\d+\.")
 _CONTROLNET_PREFIXES = ("controlnet_", "single_controlnet_blocks.")
+_BNB_STATE = "quant_state.bitsandbytes__"  # bitsandbytes' packed 4-bit weights (nf4 / fp4)
+BNB_PROBLEM = ("bitsandbytes NF4/FP4 weights (Forge's flux1-dev-bnb-nf4): Easel does not load bitsandbytes files; "
+               "a GGUF Q4_K_S (about the same size) or an fp8 file of the model works instead")
 _SD_CONTROLNET_MARKERS = ("controlnet_down_blocks.", "controlnet_cond_embedding.", "zero_convs.", "control_model.")
 SD_CONTROLNET = "a Stable Diffusion 1.x/XL ControlNet: Easel runs FLUX.1 and SD3.5 ControlNets"
 
@@ -97,6 +103,8 @@ def identify(tensors: Mapping[str, TensorInfo], name: str = "") -> Identity:
     keys = list(tensors)
     if not keys:
         return Identity("unknown", problem="the file holds no tensors")
+    if any(_BNB_STATE in k for k in keys):
+        return Identity("unknown", problem=BNB_PROBLEM)
     control = controlnet_layout(tensors)
     if control is not None:
         return Identity("controlnet", control.family, control.flavour, key_naming(tensors),

@@ -125,3 +125,14 @@ def test_a_tree_of_fifty_files_is_fully_listed(tmp_path, comfy):
     assert sum(m.ready for m in scan.models) == 21
     assert sum(m.variant == "flux-dev" for m in scan.models) == 10
     assert len(scan.files_of_kind("lora")) == 20
+
+
+def test_a_forge_nf4_file_is_named_and_what_to_use_instead_is_said(comfy):
+    nf4 = {**flux_bfl_keys(dev=True, prefix="model.diffusion_model."),
+           "model.diffusion_model.double_blocks.0.img_attn.qkv.weight": (4718592, 1),
+           "model.diffusion_model.double_blocks.0.img_attn.qkv.weight.absmax": (147456,),
+           "model.diffusion_model.double_blocks.0.img_attn.qkv.weight.quant_map": (16,),
+           "model.diffusion_model.double_blocks.0.img_attn.qkv.weight.quant_state.bitsandbytes__nf4": (117,)}
+    write_model(comfy / "diffusion_models" / "flux1-dev-bnb-nf4-v2.safetensors", nf4)
+    [problem] = _unreadable(scan_models([comfy]))["flux1-dev-bnb-nf4-v2"]
+    assert "bitsandbytes NF4" in problem and "GGUF Q4_K_S" in problem
