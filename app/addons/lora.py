@@ -9,7 +9,8 @@ images are the base model's, bit for bit.
 
 A FLUX.1 Canny/Depth LoRA (`control`, brought by a ControlNet unit) is fused the same way, after its
 model's input projection is widened and with its norm scales set (control_lora.py); a set without one
-narrows the projection back.
+narrows the projection back. On a GGUF transformer, whose weights stay quantized, the LoRA is added beside
+each layer at run time instead (lora_runtime.py).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class FusedState:
     originals: dict[tuple[str, str], Any] = field(default_factory=dict)  # (component, parameter) -> CPU copy
     prepared: Prepared = field(default_factory=Prepared)
     narrow_input: Any = None  # the transformer's own input projection while a control LoRA's widened one is in
+    runtime: list[Any] = field(default_factory=list)  # hooks adding LoRAs beside quantized (GGUF) layers
 
 
 def lora_name(found) -> str:
@@ -77,7 +79,6 @@ class LoraKind:
             raise InvalidRequest(f"addons[{index}].name", f"no LoRA named {addon.name!r} in the loras folders "
                                                           f"(available: {shown or 'none'})")
         found = matches[0]
-        refuse_quantized(context.entry, f"addons[{index}].name", "a LoRA")
         family = found.family or context.lora_infos.info(found.path).family  # names and widths, then the metadata
         fits = context.capabilities.lora_family
         if family and fits and family != fits:
@@ -113,13 +114,14 @@ class LoraKind:
 
 
 def refuse_quantized(entry, field: str, what: str) -> None:
-    """LoRAs are fused into the weights, which a GGUF transformer keeps quantized: refused, named."""
+    """What needs the weights themselves changed (a FLUX.1 Canny/Depth LoRA widens the input layer) cannot be
+    done to a GGUF transformer, which keeps them quantized: refused, named."""
     from app.families.gguf_transformer import is_gguf
 
     transformer = (entry.parts or {}).get("transformer")
     if transformer is not None and is_gguf(transformer):
-        raise InvalidRequest(field, f"{entry.name} keeps its transformer quantized (GGUF), and {what} cannot be "
-                                    "fused into quantized weights yet: use the model's .safetensors file for it")
+        raise InvalidRequest(field, f"{entry.name} keeps its transformer quantized (GGUF), and {what} needs its "
+                                    "weights changed: use the model's .safetensors file for it")
 
 
 def _fuse(lora: ResolvedLora, components: dict[str, Any], state: FusedState, family: str, entry) -> list[str]:
@@ -127,6 +129,7 @@ def _fuse(lora: ResolvedLora, components: dict[str, Any], state: FusedState, fam
     import torch
 
     from app.addons.lora_formats import read_lora
+    from app.addons.lora_runtime import attach, is_quantized
     from app.addons.lora_match import LoraDoesNotFit, plan_lora_patches
 
     lora_file = read_lora(lora.path)
@@ -139,6 +142,10 @@ def _fuse(lora: ResolvedLora, components: dict[str, Any], state: FusedState, fam
         for patch in plan.patches:
             strength = lora.weight if patch.component == "transformer" else lora.text_encoder_weight
             if not strength:
+                continue
+            module = components[patch.component].get_submodule(patch.module)
+            if is_quantized(getattr(module, patch.param)):  # GGUF: added beside the layer at run time
+                state.runtime.append(attach(module, patch, strength))
                 continue
             parameter = _original_kept(components, state, patch.component, patch.module, patch.param)
             delta = patch.delta(strength, torch.float32, parameter.device)
@@ -219,6 +226,9 @@ def _restore(components: dict[str, Any], state: FusedState) -> None:
             parameter = stored_weight(components[component].get_submodule(module_path), param)
             parameter.data.copy_(original.to(parameter.device))
     state.originals.clear()
+    for handle in state.runtime:
+        handle.remove()
+    state.runtime.clear()
 
 
 def _model_label(entry) -> str:

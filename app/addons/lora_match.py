@@ -146,6 +146,18 @@ def _variants(name: str) -> list[str]:
     return found
 
 
+def logical_shape(tensor: torch.Tensor) -> tuple[int, ...]:
+    """A weight's shape as the layer sees it: a GGUF-quantized one stores packed bytes (its quant_shape is it)."""
+    return tuple(getattr(tensor, "quant_shape", None) or tensor.shape)
+
+
+def _in_width(tensor: torch.Tensor) -> int:
+    width = 1
+    for d in logical_shape(tensor)[1:]:
+        width *= d
+    return width
+
+
 def _place(group: LoraGroup, adapter, targets, modules, component: str) -> tuple[list[dict], str | None]:
     """Fit the adapter onto its targets: (patch fields per target, None) or ([], reason)."""
     total = sum(len(rows) if rows is not None else modules[p].weight.shape[0] for p, rows in targets)
@@ -162,9 +174,9 @@ def _place(group: LoraGroup, adapter, targets, modules, component: str) -> tuple
         if len(rows) == 0:
             continue
         columns = None
-        in_size = weight[0].numel()
+        in_size = _in_width(weight)
         if adapter.in_size is not None and adapter.in_size != in_size:
-            if not (group.leading and weight.dim() == 2 and adapter.in_size < weight.shape[1]):
+            if not (group.leading and weight.dim() == 2 and adapter.in_size < in_size):
                 return [], _shape_reason(adapter, targets, modules, component, total)
             columns = adapter.in_size
         if len(rows) != weight.shape[0]:
@@ -176,7 +188,7 @@ def _place(group: LoraGroup, adapter, targets, modules, component: str) -> tuple
 
 def _shape_reason(adapter, targets, modules, component: str, total: int) -> str:
     names = ", ".join(p for p, _ in targets)
-    width = modules[targets[0][0]].weight[0].numel()
+    width = _in_width(modules[targets[0][0]].weight)
     return (f"shape does not fit: the file's module is {adapter.out_rows} x {adapter.in_size}, "
             f"{component} {names} is {total} x {width}")
 
@@ -229,7 +241,7 @@ def _plan_group(group, lora, family, resolvers, components) -> tuple[list[LoraPa
     if not placed:
         return refuse(next(iter(skipped.values())))
     patches = [
-        LoraPatch(component, param=param, shape=tuple(getattr(resolver.modules[f["module"]], param).shape),
+        LoraPatch(component, param=param, shape=logical_shape(getattr(resolver.modules[f["module"]], param)),
                   adapter=one, source=group.name, **f)
         for param, (one, fits, _) in placed.items() for f in fits
     ]
