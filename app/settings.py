@@ -34,6 +34,7 @@ class Settings:
     demo_models: bool = True  # build the embedded demo models when they are missing
     controlnet_units: int = 3  # ControlNet units shown on the generation tabs (sd-webui-controlnet's default)
     first_block_cache: float = 0.0  # First Block Cache threshold for jobs that do not say (0: off; runtime/block_cache.py)
+    compile: bool = False  # compile the transformer's repeated blocks when a model loads (torch.compile, regional)
 
     @property
     def extra_model_paths_file(self) -> Path:
@@ -53,7 +54,7 @@ class Settings:
 
 
 _PATH_FIELDS = {"models_dir", "outputs_dir", "settings_file", "extra_model_paths", "hf_cache", "extensions_dir"}
-_BOOL_FIELDS = {"lowvram", "medvram", "force_fp16", "no_half", "demo_models"}
+_BOOL_FIELDS = {"lowvram", "medvram", "force_fp16", "no_half", "demo_models", "compile"}
 _INT_FIELDS = {"max_loaded_models", "preview_every", "controlnet_units"}
 _FLOAT_FIELDS = {"first_block_cache"}
 
@@ -92,7 +93,7 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
 
 SAVED_FIELDS = ("outputs_dir", "filename_pattern", "preview_every", "default_preset", "default_model", "lowvram",
                 "medvram", "force_fp16", "no_half", "offload", "max_loaded_models", "controlnet_units",
-                "first_block_cache")
+                "first_block_cache", "compile")
 
 
 def save_settings_file(path: Path, values: dict[str, Any]) -> Path:

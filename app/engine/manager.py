@@ -48,6 +48,7 @@ class LoadedModel:
     footprint: Any = None  # ModelFootprint the plan was made for
     held_bytes: int = 0  # what the placed pipeline keeps on the device between jobs
     addon_held: int = 0  # what the last job's add-on models (ControlNets) keep there beside it
+    compile_pending: bool = False  # compiled blocks that no image has run yet (the first pays the compile)
 
     @property
     def base_pipeline(self):
@@ -103,7 +104,7 @@ class ModelManager:
 
     def __init__(self, *, device, overrides, models_root: Path, hf_cache: Path | None, hash_cache: HashCache,
                  max_loaded: int = 1, read_memory: Callable[[Any], Any] = read_memory,
-                 upscaler_bytes: Callable[[], int] = lambda: 0):
+                 upscaler_bytes: Callable[[], int] = lambda: 0, compile_blocks: bool = False):
         self.device = device
         self.overrides = overrides
         self.models_root = Path(models_root)
@@ -112,6 +113,7 @@ class ModelManager:
         self.max_loaded = max(1, max_loaded)
         self._read_memory = read_memory
         self._upscaler_bytes = upscaler_bytes
+        self.compile_blocks = compile_blocks
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._held: tuple[Holding, ...] = ()  # the loaded models, least recently used first; replaced whole
 
@@ -196,12 +198,17 @@ class ModelManager:
         task = base_task(family, entry.variant)
         for line in apply_memory_plan(pipe, plan, self.device):
             log.info("memory: %s", line)
+        if self.compile_blocks:
+            from app.runtime.compile import compile_repeated_blocks
+
+            log.info("speed: %s", compile_repeated_blocks(pipe.transformer))
         model_hash = self.hash_cache.model_hash(weight_files_of(entry))
         seconds = time.perf_counter() - started
         log.info("loaded %s in %.1f s (hash %s)", entry.name, seconds, model_hash or "-")
         return LoadedModel(entry=entry, family=family, plan=plan, device=self.device, model_hash=model_hash,
                            load_seconds=seconds, pipes={task: pipe}, previewer=LatentPreviewer(pipe.vae),
-                           footprint=footprint, held_bytes=held_bytes(plan, footprint), active_task=task)
+                           footprint=footprint, held_bytes=held_bytes(plan, footprint), active_task=task,
+                           compile_pending=self.compile_blocks)
 
     def unload(self, name: str | None = None) -> list[str]:
         """Unload one model (or all) and give its memory back; returns the names unloaded."""

@@ -20,6 +20,7 @@ from app.generation.infotext import Infotext, format_infotext, format_value
 from app.generation.request import MAX_SEED, SIZE_MULTIPLE, GenerationRequest
 from app.generation.tokens import CLIP_WINDOW, count_clip_tokens
 from app.runtime.block_cache import set_block_cache
+from app.runtime.compile import compile_note
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +221,13 @@ def run_job(job: Job, loaded, store, *, previewer=None, hooks=None, addons: Prep
             first = kwargs
             if request.task == "txt2img" and (addons.components or addons.pipeline_kinds):
                 first = {**kwargs, "latents": seed_noise(pipe, geometry, seeds)}
+            called = time.perf_counter()
             images, stopped_at = run_pipeline_for(batch)(pipe, first, seeds, inputs.steps_run(steps),
                                                          (geometry.width, geometry.height))
+            if getattr(loaded, "compile_pending", False):  # this call compiled the blocks: said once
+                loaded.compile_pending = False
+                result.warnings.append(compile_note(time.perf_counter() - called))
+                log.info(result.warnings[-1])
         images = [inputs.finish(image) for image in images]
         draft = BatchDraft(batch, seeds, images, {**inputs.infotext, **addons.infotext, **cache_values}, stopped_at)
         if request.stages and getattr(request.stages[0], "save_first_pass", False) and request.save \
