@@ -30,6 +30,9 @@ def _common_flags() -> argparse.ArgumentParser:
     g.add_argument("--no-half", action="store_true", default=None, help="fp32 weights")
     g.add_argument("--offload", choices=["auto", "none", "model", "group", "sequential"], help="override the planned offload")
     g.add_argument("--max-loaded-models", type=int, help="models kept loaded at once (default 1)")
+    g.add_argument("--attention", choices=["auto", "native", "flash", "flash3", "sage", "xformers"],
+                   help="attention kernel (default auto: FlashAttention 3 on Hopper, 2 on other NVIDIA GPUs when "
+                        "installed, else PyTorch's)")
     g.add_argument("--compile", action="store_true", default=None,
                    help="compile the transformer's repeated blocks (torch.compile): the first image takes the "
                         "compile time, later ones run faster; a new size compiles again")
@@ -124,7 +127,7 @@ def settings_from(args: argparse.Namespace):
     from app.settings import load_settings
 
     keys = ("models_dir", "outputs_dir", "extra_model_paths", "extensions_dir", "settings_file", "device", "lowvram", "medvram",
-            "force_fp16", "no_half", "offload", "max_loaded_models", "demo_models", "first_block_cache", "compile")
+            "force_fp16", "no_half", "offload", "max_loaded_models", "demo_models", "first_block_cache", "compile", "attention")
     return load_settings({k: getattr(args, k, None) for k in keys})
 
 

@@ -35,6 +35,7 @@ class Settings:
     controlnet_units: int = 3  # ControlNet units shown on the generation tabs (sd-webui-controlnet's default)
     first_block_cache: float = 0.0  # First Block Cache threshold for jobs that do not say (0: off; runtime/block_cache.py)
     compile: bool = False  # compile the transformer's repeated blocks when a model loads (torch.compile, regional)
+    attention: str = "auto"  # the attention kernel (runtime/attention.py): auto, native, flash, flash3, sage, xformers
 
     @property
     def extra_model_paths_file(self) -> Path:
@@ -93,7 +94,7 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
 
 SAVED_FIELDS = ("outputs_dir", "filename_pattern", "preview_every", "default_preset", "default_model", "lowvram",
                 "medvram", "force_fp16", "no_half", "offload", "max_loaded_models", "controlnet_units",
-                "first_block_cache", "compile")
+                "first_block_cache", "compile", "attention")
 
 
 def save_settings_file(path: Path, values: dict[str, Any]) -> Path:

@@ -162,3 +162,10 @@ def test_generate_with_the_first_block_cache_flag_writes_its_threshold(demo_mode
     assert "First block cache: 0.1" in many.stdout
     few = run_app(*common, "--steps", "4")  # too few steps for it to pay
     assert few.returncode == 0 and "First block cache" not in few.stdout
+
+
+def test_an_attention_kernel_this_machine_cannot_run_is_a_message_not_a_traceback(demo_models_dir, tmp_path):
+    out = run_app("generate", "--prompt", "a red circle", "--models-dir", demo_models_dir, "--outputs-dir", tmp_path,
+                  "--width", "64", "--height", "64", "--steps", "1", "--device", "cpu", "--attention", "flash")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "--attention flash runs on NVIDIA GPUs only" in out.stderr + out.stdout

@@ -303,6 +303,7 @@ class Engine:
                 device=self.device, overrides=self._overrides, models_root=self.settings.models_dir,
                 hf_cache=self.settings.hf_cache_dir, hash_cache=self.hash_cache,
                 max_loaded=self.settings.max_loaded_models, compile_blocks=self.settings.compile,
+                attention=self.settings.attention,
                 upscaler_bytes=lambda: self._upscaler_models.resident_bytes() if self._upscaler_models else 0)
         return self._manager
 

@@ -104,7 +104,8 @@ class ModelManager:
 
     def __init__(self, *, device, overrides, models_root: Path, hf_cache: Path | None, hash_cache: HashCache,
                  max_loaded: int = 1, read_memory: Callable[[Any], Any] = read_memory,
-                 upscaler_bytes: Callable[[], int] = lambda: 0, compile_blocks: bool = False):
+                 upscaler_bytes: Callable[[], int] = lambda: 0, compile_blocks: bool = False,
+                 attention: str = "auto"):
         self.device = device
         self.overrides = overrides
         self.models_root = Path(models_root)
@@ -114,6 +115,7 @@ class ModelManager:
         self._read_memory = read_memory
         self._upscaler_bytes = upscaler_bytes
         self.compile_blocks = compile_blocks
+        self.attention = attention
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._held: tuple[Holding, ...] = ()  # the loaded models, least recently used first; replaced whole
 
@@ -187,7 +189,10 @@ class ModelManager:
         from app.engine.preview import LatentPreviewer
         from app.runtime.memory import apply_memory_plan, held_bytes, torch_dtype
 
+        from app.runtime.attention import choose_attention, set_attention
+
         family = family_for(entry.family)
+        attention = choose_attention(self.attention, self.device)  # a kernel this device cannot run fails first
         footprint = footprint_of(entry)
         plan = self._plan(footprint, workload, leaving=())
         log.info("loading %s (%s %s) on %s for %s: %s", entry.name, family.display, entry.variant,
@@ -198,6 +203,8 @@ class ModelManager:
         task = base_task(family, entry.variant)
         for line in apply_memory_plan(pipe, plan, self.device):
             log.info("memory: %s", line)
+        set_attention(pipe.transformer, attention.name)
+        log.info("speed: attention %s: %s", attention.name, attention.why)
         if self.compile_blocks:
             from app.runtime.compile import compile_repeated_blocks
 
