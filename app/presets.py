@@ -5,7 +5,8 @@
       "description": "...",
       "defaults": {"steps": 20},                      # applied to every model
       "variants": {"flux-dev": {"steps": 24, "guidance": 3.5}},   # per model variant, over "defaults"
-      "styles": [{"name": "Cinematic", "prompt": "cinematic still of {prompt}", "negative_prompt": "..."}]
+      "styles": [{"name": "Cinematic", "prompt": "cinematic still of {prompt}", "negative_prompt": "..."}],
+      "speed": {"first_block_cache": 0.08}            # speed tactics for the preset's jobs
     }
 
 A file that does not validate is skipped with an error that names the file and the field.
@@ -59,6 +60,14 @@ class Style(BaseModel):
         return styled, negative
 
 
+class SpeedTactics(BaseModel):
+    """The per-job speed tactics a preset turns on (the safe ones: nothing that recompiles or reloads)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_block_cache: float | None = Field(None, ge=0, le=1)
+
+
 class Preset(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,6 +77,7 @@ class Preset(BaseModel):
     defaults: PresetDefaults = PresetDefaults()
     variants: dict[str, PresetDefaults] = {}
     styles: list[Style] = []
+    speed: SpeedTactics = SpeedTactics()
 
     @field_validator("variants")
     @classmethod

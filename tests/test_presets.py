@@ -31,3 +31,20 @@ def test_bad_presets_name_the_file_and_field(tmp_path):
     assert "c.json: variants" in text and "sdxl" in text
     assert "d.json: not readable JSON" in text
     assert "e.json: colour" in text
+
+
+def test_the_speed_preset_turns_first_block_cache_on_for_the_requests_it_makes():
+    from dataclasses import fields
+    from types import SimpleNamespace
+
+    from app.ui.controls import GenerationControls
+
+    presets, _ = load_presets(PROJECT_ROOT / "presets")
+    assert presets["Speed"].speed.first_block_cache == 0.08
+    assert presets["Balanced"].speed.first_block_cache is None and presets["Quality"].speed.first_block_cache is None
+    controls = GenerationControls(**{f.name: f.name for f in fields(GenerationControls)})
+    data = dict(prompt="a fox", negative_prompt="", style=None, steps=20, cfg_scale=1.0, guidance=3.5, width=512,
+                height=512, seed=1, batch_count=1, batch_size=1)
+    context = SimpleNamespace(preset=lambda name: presets.get(name))
+    assert controls.request_fields(data, context, "Speed")["first_block_cache"] == 0.08
+    assert controls.request_fields(data, context, "Balanced")["first_block_cache"] is None  # the setting decides

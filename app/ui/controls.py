@@ -55,6 +55,7 @@ class GenerationControls:
             seed=int(data[self.seed]) if data[self.seed] is not None else -1,
             batch_count=int(data[self.batch_count]),
             batch_size=int(data[self.batch_size]),
+            first_block_cache=preset.speed.first_block_cache if preset else None,  # None: the setting
         )
 
     def default_components(self) -> list:
