@@ -147,7 +147,7 @@ class Engine:
         and upscalers that would stay loaded, with room for the request's ControlNets (loads nothing; safe
         from any thread). InvalidRequest when the request's add-ons do not fit the model."""
         addon_bytes = 0
-        if request is not None and request.addons:
+        if request is not None and request.addons and entry.ready:
             addon_bytes = addon_model_bytes(resolve_addons(request, self._addon_context(entry, request)))
         return self._get_manager().plan_for(entry, request, addon_bytes)
 
@@ -317,7 +317,8 @@ class Engine:
 
     def _run(self, job: Job) -> GenerationResult:
         entry = self.resolve_model(job.request.model)
-        resolved = resolve_addons(job.request, self._addon_context(entry, job.request))
+        # the add-ons first, so the plan keeps room for their models (a model that cannot load fails in get)
+        resolved = resolve_addons(job.request, self._addon_context(entry, job.request)) if entry.ready else []
         loaded = self._get_manager().get(entry, job.request, addon_model_bytes(resolved))
         previewer = loaded.previewer if job.request.preview_every else None
         addons = prepare_addons(loaded, resolved, self.hash_cache)
