@@ -10,10 +10,21 @@ first image after loading pays the compile time, which the job reports once.
 from __future__ import annotations
 
 
+BLOCK_LISTS = ("transformer_blocks", "single_transformer_blocks")
+
+
 def compile_repeated_blocks(transformer) -> str:
-    """Compile the transformer's repeated blocks in place; the log line saying so."""
-    transformer.compile_repeated_blocks(fullgraph=True)
-    blocks = getattr(transformer, "_repeated_blocks", ())
+    """Compile the transformer's repeated blocks in place; the log line saying so. A model class that
+    names no repeated block (diffusers' SD3Transformer2DModel) has each block of its block lists
+    compiled the same way."""
+    blocks = tuple(getattr(transformer, "_repeated_blocks", ()) or ())
+    if blocks:
+        transformer.compile_repeated_blocks(fullgraph=True)
+    else:
+        lists = [getattr(transformer, name) for name in BLOCK_LISTS if hasattr(transformer, name)]
+        for block in (b for blocks_ in lists for b in blocks_):
+            block.compile(fullgraph=True)
+        blocks = tuple(sorted({type(b).__name__ for blocks_ in lists for b in blocks_}))
     return f"compiling {', '.join(blocks) or 'the repeated blocks'} (torch.compile) on the first image"
 
 

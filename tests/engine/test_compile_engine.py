@@ -1,4 +1,4 @@
-"""--compile on the shipped FLUX shapes demo: the first image pays the compile and says so once, later
+"""--compile on the shipped shapes demos (FLUX; SD3.5, whose diffusers class names no repeated block): the first image pays the compile and says so once, later
 images with another prompt or seed reuse the compiled blocks (no new graphs), and the pictures are the
 uncompiled model's to within float rounding."""
 
@@ -9,7 +9,7 @@ from app.engine.engine import Engine
 from app.generation.request import validate_request
 from app.settings import PROJECT_ROOT, Settings
 
-MODEL = "easel-demo-shapes-flux"
+MODELS = ["easel-demo-shapes-flux", "easel-demo-shapes-sd3"]
 
 
 def engine_with(tmp_path_factory, compile_blocks: bool) -> Engine:
@@ -27,22 +27,23 @@ def engines(tmp_path_factory):
     plain.close()
 
 
-def make(engine, prompt, seed):
-    req = validate_request(prompt=prompt, model=MODEL, width=128, height=128, seed=seed, save=False)
+def make(engine, model, prompt, seed):
+    req = validate_request(prompt=prompt, model=model, width=128, height=128, seed=seed, save=False)
     return engine.generate(req, timeout=600)
 
 
-def test_the_first_image_compiles_once_and_later_prompts_and_seeds_reuse_it(engines):
+@pytest.mark.parametrize("model", MODELS)
+def test_the_first_image_compiles_once_and_later_prompts_and_seeds_reuse_it(engines, model):
     from torch._dynamo.utils import counters
 
     compiled, plain = engines
-    first = make(compiled, "a red circle on a blue background", 1)
+    first = make(compiled, model, "a red circle on a blue background", 1)
     assert any("compiled the transformer's blocks" in w for w in first.warnings)
     graphs = counters["stats"]["unique_graphs"]
     assert graphs > 0
-    later = make(compiled, "a green square on a white background", 2)
+    later = make(compiled, model, "a green square on a white background", 2)
     assert not any("compiled" in w for w in later.warnings)
     assert counters["stats"]["unique_graphs"] == graphs  # no recompile for a new prompt or seed
-    reference = make(plain, "a green square on a white background", 2)
+    reference = make(plain, model, "a green square on a white background", 2)
     difference = np.abs(np.asarray(later.images[0]).astype(float) - np.asarray(reference.images[0]).astype(float))
     assert difference.mean() < 1.0
