@@ -277,8 +277,8 @@ def footprint_of(entry: ModelEntry):
         for part, path in entry.parts.items():
             if part in _PART_ROLES:
                 roles.setdefault(_PART_ROLES[part], []).append(Path(path))
-        if "transformer" in entry.parts:  # a transformer file in fp8 stays fp8 (single_file.load_transformer)
-            return ModelFootprint.from_files(roles, fp8_kept=("transformer",))
+        if "transformer" in entry.parts:  # fp8 transformer and T5 files stay fp8 (families/fp8_storage.py)
+            return ModelFootprint.from_files(roles, fp8_kept=("transformer", "t5"))
     return ModelFootprint.from_files(roles)
 
 

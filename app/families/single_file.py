@@ -243,7 +243,10 @@ def load_t5(source: TensorSource, released: Mapping[str, Any], dtype: torch.dtyp
     except (KeyError, ValueError) as err:
         raise _not_readable(where, label, "t5", err, source) from err
     keep = tuple(T5EncoderModel._keep_in_fp32_modules or ())
-    return build_model(
+    from app.families.fp8_storage import fp8_storage_dtype, keep_fp8_layers
+
+    storage = fp8_storage_dtype(tensors)  # t5xxl_fp8_e4m3fn stays fp8, computing in `dtype`
+    model = build_model(
         lambda: T5EncoderModel(config),
         tensors,
         dtype,
@@ -251,7 +254,9 @@ def load_t5(source: TensorSource, released: Mapping[str, Any], dtype: torch.dtyp
         label=label,
         keep_in_fp32=keep,
         after_load=lambda model: model.tie_weights(),  # one embedding under its two names
+        keep_dtypes=frozenset({storage}) if storage is not None else frozenset(),
     )
+    return keep_fp8_layers(model, storage, dtype, fp32_modules=keep) if storage is not None else model
 
 
 def _guess_variant(family: str, transformer: TensorSource) -> str:

@@ -130,8 +130,19 @@ def test_float16_keeps_t5_output_projections_in_float32(flux_tree, tmp_path):
     assert components["transformer"].x_embedder.weight.dtype == torch.float16
 
 
-def test_fp8_weights_are_cast_to_the_requested_dtype(flux_tree, tmp_path):
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_an_fp8_t5_stays_fp8_and_computes_what_its_upcast_weights_do(flux_tree, tmp_path, dtype):
     tensors = {k: v.to(torch.float8_e4m3fn) for k, v in t5_comfy(tiny_t5(seed=3)).items()}
     fp8 = save(tmp_path / "t5xxl_fp8_e4m3fn.safetensors", tensors)
-    components = _load(_with_parts(flux_tree, t5xxl=fp8), flux_tree.root, tmp_path, dtype=torch.bfloat16)
-    assert {p.dtype for p in components["text_encoder_2"].parameters()} == {torch.bfloat16}
+    upcast = save(tmp_path / "t5xxl_upcast.safetensors", {k: v.to(torch.float32) for k, v in tensors.items()})
+    kept = _load(_with_parts(flux_tree, t5xxl=fp8), flux_tree.root, tmp_path, dtype=dtype)["text_encoder_2"]
+    reference = _load(_with_parts(flux_tree, t5xxl=upcast), flux_tree.root, tmp_path, dtype=dtype)["text_encoder_2"]
+    block = kept.encoder.block[0]
+    assert block.layer[0].SelfAttention.q.weight.dtype == torch.float8_e4m3fn  # one byte per weight
+    assert kept.shared.weight.dtype == torch.float8_e4m3fn  # the embedding too, cast per call
+    assert block.layer[0].layer_norm.weight.dtype == dtype  # norms in the compute dtype
+    wo = torch.float32 if dtype == torch.float16 else dtype  # whole: T5 casts wo's input to its weight's dtype
+    assert block.layer[1].DenseReluDense.wo.weight.dtype == wo  # (and fp16 would overflow in it)
+    ids = torch.tensor([[1, 5, 9, 2]])
+    with torch.no_grad():
+        torch.testing.assert_close(kept(ids).last_hidden_state, reference(ids).last_hidden_state)
