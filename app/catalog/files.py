@@ -14,8 +14,8 @@ from app.catalog.pickle_check import weights_only_problem
 from app.catalog.safetensors_header import DTYPE_BYTES, UnreadableFile, read_header
 
 PICKLE_REASON = "pickle file: Easel loads only .safetensors; convert it"
-GGUF_REASON = "GGUF file: only FLUX.1 and SD3.5 transformers are read from GGUF files"
-GGUF_KINDS = ("flux-transformer", "sd3-transformer")
+GGUF_REASON = "GGUF file: only FLUX.1 and SD3.5 transformers and T5-XXL are read from GGUF files"
+GGUF_KINDS = ("flux-transformer", "sd3-transformer", "t5xxl")
 
 
 @dataclass(frozen=True)

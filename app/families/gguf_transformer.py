@@ -29,6 +29,12 @@ class GgufSource:
     def local_keys(self) -> list[str]:
         return list(self.keys)
 
+    def load(self) -> dict[str, Any]:
+        """The tensors dequantized to float32 (a GGUF T5 runs dequantized; the transformer does not use this)."""
+        from app.catalog.gguf_header import dequantized_tensors
+
+        return dequantized_tensors(self.path)
+
 
 def is_gguf(path: Path) -> bool:
     return Path(path).suffix.lower() == GGUF_SUFFIX

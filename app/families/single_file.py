@@ -283,8 +283,8 @@ def resolve_parts(entry: ModelEntry, models_root: Path) -> dict[str, TensorSourc
     indexes = index_entry_files({r: p for r, p in entry.parts.items() if r not in quantized}, models_root)
     sources: dict[str, Any] = {}
     for part in REQUIRED_PARTS[family] + OPTIONAL_PARTS[family]:
-        if part == "transformer" and "transformer" in quantized:  # a GGUF file holds the transformer alone
-            sources[part] = gguf_source(quantized["transformer"])
+        if part in quantized:  # a GGUF file holds one part alone (the transformer, or T5)
+            sources[part] = gguf_source(quantized[part])
             continue
         source = find_part(part, indexes)
         if source is None and part in REQUIRED_PARTS[family]:

@@ -73,7 +73,8 @@ class ModelFootprint:
         unknown = set(parts) - set(cls.ROLES)
         if unknown:
             raise ValueError(f"unknown footprint roles {sorted(unknown)}; roles are {', '.join(cls.ROLES)}")
-        sizes = {role: sum(loaded_size(Path(p), role in kept) for p in parts.get(role, ())) for role in cls.ROLES}
+        sizes = {role: sum(loaded_size(Path(p), role in kept, keeps_gguf=role == "transformer")
+                           for p in parts.get(role, ())) for role in cls.ROLES}
         return cls(**sizes)
 
 

@@ -27,9 +27,19 @@ FLOAT_ITEMSIZE = {
 MAX_HEADER_BYTES = 100_000_000
 
 
-def loaded_size(path: Path, keeps_fp8: bool = False) -> int:
+def loaded_size(path: Path, keeps_fp8: bool = False, keeps_gguf: bool = False) -> int:
     """Bytes the file's weights take once loaded: at 16 bits (sixteen_bit_size), except fp8 tensors where
-    the loader keeps them fp8 (`keeps_fp8`: an fp8 transformer is stored as it is, layerwise cast)."""
+    the loader keeps them fp8 (`keeps_fp8`: an fp8 transformer is stored as it is, layerwise cast) and a
+    GGUF file, stored as it is where the loader keeps it quantized (`keeps_gguf`: a transformer) and
+    dequantized to 16 bits elsewhere (T5)."""
+    if path.suffix.lower() == ".gguf" and not keeps_gguf:
+        from app.catalog.gguf_header import sixteen_bit_size as gguf_sixteen_bit_size
+        from app.catalog.safetensors_header import UnreadableFile
+
+        try:
+            return gguf_sixteen_bit_size(path)
+        except (UnreadableFile, OSError):
+            return sixteen_bit_size(path)
     if not keeps_fp8:
         return sixteen_bit_size(path)
     header = read_safetensors_header(path) if path.suffix.lower() == ".safetensors" else None
